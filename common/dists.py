@@ -1,0 +1,62 @@
+"""Output distributions of the heads and the actor.
+
+Losses read `log_prob`, behaviour reads `sample`/`mode`. The MSE and binary heads are written out
+because their log-likelihoods are one line each and we want their losses free of constants; the
+actor uses TFP for the truncated normal, whose sampling and entropy are not one line.
+"""
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+
+class MSE:
+    """Unit-variance Gaussian over the last `dims` axes, log_prob without its constant."""
+
+    def __init__(self, mean, dims):
+        self.mean_ = mean
+        self._axes = list(range(-dims, 0)) if dims else []
+
+    def mode(self):
+        return self.mean_
+
+    def mean(self):
+        return self.mean_
+
+    def log_prob(self, value):
+        return -0.5 * tf.reduce_sum(tf.square(value - self.mean_), self._axes)
+
+
+class Binary:
+    """Bernoulli from logits (the continue head)."""
+
+    def __init__(self, logits):
+        self.logits = logits
+
+    def mean(self):
+        return tf.sigmoid(self.logits)
+
+    def mode(self):
+        return tf.cast(self.logits > 0, self.logits.dtype)
+
+    def log_prob(self, value):
+        return -tf.nn.sigmoid_cross_entropy_with_logits(labels=value, logits=self.logits)
+
+
+class OneHot(tfd.OneHotCategorical):
+    """One-hot categorical whose samples pass straight-through gradients to the probabilities."""
+
+    def __init__(self, logits):
+        super().__init__(logits=logits, dtype=tf.float32)
+
+    def sample(self, sample_shape=(), seed=None):
+        sample = super().sample(sample_shape, seed=seed)
+        probs = self.probs_parameter()
+        return sample + probs - tf.stop_gradient(probs)
+
+
+def trunc_normal(mean, std_logits, min_std):
+    """DreamerV2's continuous actor: tanh mean, std in [min_std, 2 + min_std], support [-1, 1]."""
+    std = 2 * tf.sigmoid(std_logits / 2) + min_std
+    return tfd.Independent(tfd.TruncatedNormal(tf.tanh(mean), std, -1.0, 1.0), 1)
+

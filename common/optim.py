@@ -1,0 +1,58 @@
+"""Adam with global-norm gradient clipping and, for float16, dynamic loss scaling."""
+import keras
+import tensorflow as tf
+
+
+class Optimizer:
+
+    def __init__(self, name, lr, eps, clip, wd, precision='float32'):
+        self.name = name
+        self._clip = clip
+        self._adam = keras.optimizers.Adam(lr, epsilon=eps, weight_decay=wd or None, name=name)
+        # float16 gradients underflow without scaling; bfloat16 has float32's range and needs none.
+        self._scaling = precision == 'mixed_float16'
+        if self._scaling:
+            self._scale = tf.Variable(2.0 ** 15, trainable=False, name=f'{name}_loss_scale')
+            self._good_steps = tf.Variable(0, trainable=False, name=f'{name}_good_steps')
+
+    @property
+    def variables(self):
+        extra = [self._scale, self._good_steps] if self._scaling else []
+        return list(self._adam.variables) + extra
+
+    def build(self, variables):
+        self._adam.build(variables)
+
+    def __call__(self, tape, loss, variables):
+        """Applies one update from `loss` recorded on `tape`; returns loss and gradient metrics."""
+        scaled = loss * self._scale if self._scaling else loss
+        grads = tape.gradient(scaled, variables)
+        if self._scaling:
+            grads = [g / self._scale for g in grads]
+        norm = tf.linalg.global_norm(grads)
+        grads, _ = tf.clip_by_global_norm(grads, self._clip, norm)
+        if self._scaling:
+            self._apply_if_finite(grads, variables, tf.math.is_finite(norm))
+        else:
+            self._adam.apply_gradients(zip(grads, variables))
+        metrics = {f'{self.name}_loss': loss, f'{self.name}_grad_norm': norm}
+        if self._scaling:
+            metrics[f'{self.name}_loss_scale'] = self._scale.read_value()
+        return metrics
+
+    def _apply_if_finite(self, grads, variables, finite):
+        """Skips the update and halves the scale on overflow; doubles it after 1000 clean steps."""
+        def apply():
+            self._adam.apply_gradients(zip(grads, variables))
+            self._good_steps.assign_add(1)
+            grow = self._good_steps >= 1000
+            self._scale.assign(tf.where(grow, self._scale * 2, self._scale))
+            self._good_steps.assign(tf.where(grow, 0, self._good_steps))
+            return tf.constant(True)
+
+        def skip():
+            self._scale.assign(tf.maximum(self._scale / 2, 1.0))
+            self._good_steps.assign(0)
+            return tf.constant(False)
+
+        tf.cond(finite, apply, skip)

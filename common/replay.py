@@ -1,0 +1,213 @@
+"""Episode replay: npz files on disk, episodes in memory, sequence sampling for training.
+
+An episode is a dict of numpy arrays sharing one leading length L (`image`, `reward`,
+`is_first`, `is_last`, `is_terminal`, `action`, plus any extras). Each finished episode is
+written to `{timestamp}-{uuid}-{length}.npz`, so any replay directory is also an offline dataset.
+"""
+
+import datetime
+import os
+import pathlib
+import threading
+import uuid
+import warnings
+
+import numpy as np
+
+
+class Replay:
+
+    def __init__(self, directory, capacity=None, seed=0):
+        self._directory = pathlib.Path(directory)
+        self._directory.mkdir(parents=True, exist_ok=True)
+        self._capacity = capacity
+        self._rng = np.random.default_rng(seed)
+        # sample() runs in the tf.data thread while the driver adds episodes in the main thread.
+        # Episodes live in an immutable tuple that is swapped whole, so the lock only guards the swap.
+        self._lock = threading.Lock()
+        self._episodes = ()
+        self._lengths = np.zeros(0, np.int64)
+        self._ends = np.zeros(0, np.int64)  # cumulative lengths, to map a global step to its episode
+        self._spec = None  # {key: (dtype, per-step shape)}, fixed by the first episode
+        self._ongoing = {}  # worker -> list of transitions of its unfinished episode
+        self._load()
+
+    @property
+    def num_episodes(self):
+        with self._lock:
+            return len(self._episodes)
+
+    @property
+    def num_steps(self):
+        with self._lock:
+            return int(self._lengths.sum())
+
+    def stats(self):
+        return {'episodes': self.num_episodes, 'steps': self.num_steps}
+
+    def add_step(self, transition, worker=0):
+        """Accumulate one step for `worker`; save and return the episode's path on `is_last`."""
+        # Copy, because envs may reuse their observation buffers between steps.
+        step = {key: np.array(value) for key, value in transition.items()}
+        if step['is_first']:
+            self._ongoing[worker] = []  # a new episode drops any unfinished one of this worker
+        steps = self._ongoing.setdefault(worker, [])
+        steps.append(step)
+        if not step['is_last']:
+            return None
+        del self._ongoing[worker]
+        episode = {key: np.stack([step[key] for step in steps]) for key in steps[0]}
+        return self.add_episode(episode)
+
+    def add_episode(self, episode):
+        """Validate, save atomically, and add to memory, evicting the oldest beyond capacity."""
+        episode = {key: np.asarray(value) for key, value in episode.items()}
+        _check_episode(episode)
+        spec = _spec_of(episode)
+        if self._spec is not None and spec != self._spec:
+            raise ValueError(f"Episode keys/dtypes/shapes {spec} do not match the replay's {self._spec}.")
+        path = self._save(episode)
+        with self._lock:
+            self._spec = spec
+            lengths = np.append(self._lengths, _length(episode))
+            total, dropped = lengths.sum(), 0
+            # Never evict the newest episode, so a tiny capacity still leaves something to sample.
+            while self._capacity is not None and total > self._capacity and dropped < len(lengths) - 1:
+                total -= lengths[dropped]
+                dropped += 1
+            self._set_episodes((self._episodes + (episode,))[dropped:], lengths[dropped:])
+        return path
+
+    def sample(self, batch, length):
+        """Return {key: array [batch, length, ...]} of sequences with uniformly drawn start steps.
+
+        A sequence that runs past its episode's end continues into the chronologically next
+        episode (the last wraps to the first); `is_first` marks where the model must reset.
+        """
+        if batch < 1 or length < 1:
+            raise ValueError(f'batch and length must be >= 1, got batch={batch}, length={length}.')
+        with self._lock:
+            episodes, lengths, ends, spec = self._episodes, self._lengths, self._ends, self._spec
+        if not episodes:
+            raise ValueError(f'Cannot sample: the replay at {self._directory} holds no episodes.')
+        # Uniform over all stored steps = episodes weighted by length, start uniform inside.
+        starts = self._rng.integers(0, ends[-1], size=batch)
+        indices = np.searchsorted(ends, starts, side='right')
+        offsets = starts - (ends - lengths)[indices]
+        sequences = {key: np.empty((batch, length, *shape), dtype) for key, (dtype, shape) in spec.items()}
+        for row, (index, offset) in enumerate(zip(indices, offsets)):
+            filled = 0
+            while filled < length:
+                size = min(lengths[index] - offset, length - filled)
+                for key, array in sequences.items():
+                    array[row, filled:filled + size] = episodes[index][key][offset:offset + size]
+                filled += size
+                index, offset = (index + 1) % len(episodes), 0
+        return sequences
+
+    def dataset(self, batch, length, prefetch=2):
+        """An infinite tf.data.Dataset of sample(batch, length), prefetched in a background thread."""
+        # Imported here so tools that only read or write episodes never load TensorFlow
+        # (env workers must not: TF and MuJoCo rendering cannot share a process).
+        import tensorflow as tf
+
+        with self._lock:
+            spec = self._spec
+        if spec is None:
+            raise ValueError(f'Cannot build a dataset: the replay at {self._directory} holds no episodes.')
+        signature = {
+            key: tf.TensorSpec((batch, length, *shape), tf.as_dtype(dtype))
+            for key, (dtype, shape) in spec.items()}
+
+        def generate():
+            while True:
+                yield self.sample(batch, length)
+
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        return dataset.prefetch(prefetch)
+
+    def _set_episodes(self, episodes, lengths):
+        self._episodes = tuple(episodes)
+        self._lengths = np.asarray(lengths, np.int64)
+        self._ends = np.cumsum(self._lengths)
+
+    def _save(self, episode):
+        # UTC with microseconds, so names sort chronologically even for episodes finished within
+        # one second or across a daylight-saving change; loading relies on that order.
+        timestamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S.%f')
+        path = self._directory / f'{timestamp}-{uuid.uuid4().hex}-{_length(episode)}.npz'
+        # The temp name does not end in .npz, so a write cut short by a kill is never loaded.
+        temp = path.with_name(f'.{path.name}.tmp')
+        try:
+            with open(temp, 'wb') as file:
+                np.savez_compressed(file, **episode)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        _fsync_directory(self._directory)  # makes the rename itself survive a power loss
+        return path
+
+    def _load(self):
+        newest_first = []
+        total = 0
+        for path in sorted(self._directory.glob('*.npz'), reverse=True):
+            episode = _read_episode(path)
+            if episode is None:
+                continue
+            spec = _spec_of(episode)
+            if self._spec is not None and spec != self._spec:
+                warnings.warn(f'Skipping episode {path}: its keys/dtypes/shapes {spec} differ from {self._spec}.')
+                continue
+            # Same rule as eviction: keep the newest episodes that fit, and always the newest one.
+            if self._capacity is not None and newest_first and total + _length(episode) > self._capacity:
+                break
+            self._spec = spec
+            newest_first.append(episode)
+            total += _length(episode)
+        oldest_first = newest_first[::-1]
+        self._set_episodes(oldest_first, [_length(episode) for episode in oldest_first])
+
+
+def _read_episode(path):
+    """Load one episode file, or warn and return None if it is corrupt or malformed."""
+    try:
+        # Open the file ourselves: np.load leaks its own handle when the zip is unreadable.
+        with open(path, 'rb') as file, np.load(file, allow_pickle=False) as data:
+            episode = {key: data[key] for key in data.files}
+        _check_episode(episode)
+    # A truncated or foreign file can fail in many ways (zip, zlib, format, shape); none may
+    # stop the run from loading the rest of its replay.
+    except Exception as error:
+        warnings.warn(f'Skipping unreadable episode {path}: {type(error).__name__}: {error}')
+        return None
+    return episode
+
+
+def _check_episode(episode):
+    if not episode:
+        raise ValueError('Episode has no keys.')
+    lengths = {key: value.shape[0] if value.ndim else None for key, value in episode.items()}
+    if len(set(lengths.values())) != 1 or None in lengths.values() or 0 in lengths.values():
+        raise ValueError(f'Episode arrays must share one leading length >= 1, got {lengths}.')
+    pickled = [key for key, value in episode.items() if value.dtype == object]
+    if pickled:
+        raise ValueError(f'Episode keys {pickled} hold Python objects; files are loaded without pickle.')
+
+
+def _spec_of(episode):
+    return {key: (value.dtype, value.shape[1:]) for key, value in episode.items()}
+
+
+def _length(episode):
+    return len(next(iter(episode.values())))
+
+
+def _fsync_directory(directory):
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

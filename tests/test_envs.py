@@ -1,0 +1,211 @@
+"""Tests of envs/: spaces, seeding, time limit, action mapping, worker processes, render guard.
+
+Other test modules import TensorFlow into this pytest process, so every env here renders in a
+spawned worker (the default), as in training; in-process rendering is tested in fresh processes.
+"""
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import textwrap
+import types
+
+import numpy as np
+import pytest
+
+import envs
+from envs.spaces import denormalize_action
+
+SMALL = dict(size=(32, 32), time_limit=20)
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def actions(count, dims, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (count, dims)).astype(np.float32)
+
+
+def rollout(env, steps, seed=0):
+    """Reset, then step random actions; returns the list of obs."""
+    obs = [env.reset()]
+    obs += [env.step(action) for action in actions(steps, env.act_space['action'].shape[0], seed)]
+    return obs
+
+
+def run_script(tmp_path, main_code, tensorflow=True):
+    """Run main_code as the __main__ of a fresh process, by default one that has 'imported
+    TensorFlow' (a stand-in module, as real TensorFlow is slow to import); returns its stdout."""
+    script = tmp_path / 'trainer.py'
+    stand_in = "sys.modules['tensorflow'] = types.ModuleType('tensorflow')" if tensorflow else ''
+    script.write_text(textwrap.dedent(f"""
+        import sys, types
+        {stand_in}
+        import envs
+        if __name__ == '__main__':
+    """) + textwrap.indent(textwrap.dedent(main_code), '    '))
+    path = os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')])
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            env={**os.environ, 'PYTHONPATH': path}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def assert_same_obs(first, second):
+    assert len(first) == len(second)
+    for a, b in zip(first, second):
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_spaces_and_obs():
+    env = envs.make('dmc_cartpole_balance', **SMALL)
+    assert set(env.obs_space) == {'image', 'reward', 'is_first', 'is_last', 'is_terminal'}
+    assert env.obs_space['image'].shape == (32, 32, 3)
+    space = env.act_space['action']
+    assert space.dtype == np.float32 and space.shape == (1,)
+    assert np.all(space.low == -1) and np.all(space.high == 1)
+    first, second = env.reset(), env.step(np.zeros(1, np.float32))
+    assert first['image'].dtype == np.uint8 and first['image'].shape == (32, 32, 3)
+    assert first['reward'].dtype == np.float32 and first['reward'] == 0
+    assert (first['is_first'], first['is_last'], first['is_terminal']) == (True, False, False)
+    assert not second['is_first']
+    for obs in (first, second):
+        assert obs.keys() == env.obs_space.keys()
+        for key, value in obs.items():
+            assert np.asarray(value).dtype == env.obs_space[key].dtype, key
+            assert np.asarray(value).shape == env.obs_space[key].shape, key
+    env.close()
+
+
+def test_same_seed_same_episode_other_seed_differs():
+    make = lambda seed: envs.make('dmc_walker_walk', seed=seed, **SMALL)
+    first, second, other = make(0), make(0), make(1)
+    episode = rollout(first, 3)
+    assert_same_obs(episode, rollout(second, 3))
+    assert not np.array_equal(episode[0]['image'], rollout(other, 3)[0]['image'])
+    # The task's RNG advances, so the next episode of the same env starts elsewhere.
+    assert not np.array_equal(episode[0]['image'], first.reset()['image'])
+
+
+def test_time_limit_counts_env_steps_and_blocks_stepping_after_the_end():
+    env = envs.make('dmc_cartpole_balance', action_repeat=2, **SMALL)
+    action = np.zeros(1, np.float32)
+    with pytest.raises(RuntimeError, match='reset'):
+        env.step(action)
+    env.reset()
+    episode = [env.step(action) for _ in range(10)]
+    assert [obs['is_last'] for obs in episode] == [False] * 9 + [True]
+    assert not any(obs['is_terminal'] for obs in episode)
+    with pytest.raises(RuntimeError, match='reset'):
+        env.step(action)
+    assert env.reset()['is_first']
+
+
+def test_action_repeat_sums_rewards_of_substeps():
+    repeated = envs.make('dmc_walker_walk', action_repeat=2, **SMALL)
+    single = envs.make('dmc_walker_walk', action_repeat=1, **SMALL)
+    repeated.reset(), single.reset()
+    for action in actions(3, 6):
+        obs = repeated.step(action)
+        substeps = [single.step(action) for _ in range(2)]
+        assert obs['reward'] == pytest.approx(sum(sub['reward'] for sub in substeps), rel=1e-6)
+        np.testing.assert_array_equal(obs['image'], substeps[-1]['image'])
+
+
+def test_denormalize_action_maps_unit_box_onto_spec_bounds():
+    low, high = np.array([-2.0, 0.0]), np.array([2.0, 10.0])
+    np.testing.assert_allclose(denormalize_action(np.array([-1, -1]), low, high), low)
+    np.testing.assert_allclose(denormalize_action(np.array([1, 1]), low, high), high)
+    np.testing.assert_allclose(denormalize_action(np.array([0, 0.5]), low, high), [0, 7.5])
+    np.testing.assert_allclose(denormalize_action(np.array([-3, 3]), low, high), [-2, 10])
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(size=(64,)), dict(size=(0, 64)), dict(size=(64.0, 64)), dict(action_repeat=0),
+    dict(time_limit=0)])
+def test_bad_kwargs_raise_one_line_value_error(kwargs):
+    with pytest.raises(ValueError) as error:
+        envs.make('dmc_walker_walk', **kwargs)
+    assert '\n' not in str(error.value)
+
+
+def test_bad_names_raise_at_make_time():
+    with pytest.raises(ValueError, match="Unknown env 'atari_pong'.*dmc"):
+        envs.make('atari_pong')
+    with pytest.raises(ValueError, match="'dmc_walker_wlak'.*dmc_walker_walk") as error:
+        envs.make('dmc_walker_wlak')
+    assert '\n' not in str(error.value)
+
+
+def test_in_process_env_renders_without_tensorflow_and_refuses_once_it_is_imported(tmp_path):
+    stdout = run_script(tmp_path, """
+        env = envs.make('dmc_cartpole_balance', parallel=False, size=(32, 32))
+        print(env.reset()['image'].shape)
+        try:
+            envs.make('dmc_walker_wlak', parallel=False)
+        except ValueError as error:
+            print('dmc_walker_walk' in str(error))
+        sys.modules['tensorflow'] = types.ModuleType('tensorflow')
+        try:
+            env.reset()
+        except RuntimeError as error:
+            print('parallel=True' in str(error))
+    """, tensorflow=False)
+    assert stdout.splitlines() == ['(32, 32, 3)', 'True', 'True']
+
+
+def test_in_process_env_refused_next_to_tensorflow_before_dm_control_loads(tmp_path):
+    # Importing dm_control next to TensorFlow already crashes, so the check must come first.
+    stdout = run_script(tmp_path, """
+        try:
+            envs.make('dmc_cartpole_balance', parallel=False)
+        except RuntimeError as error:
+            print('parallel=True' in str(error), 'dm_control' in sys.modules)
+    """)
+    assert stdout == 'True False'
+
+
+def test_worker_reraises_its_errors_and_closes_once():
+    remote = envs.make('dmc_walker_walk', seed=3, **SMALL)
+    rollout(remote, 2)
+    with pytest.raises(ValueError, match='shape'):
+        remote.step(np.zeros(2, np.float32))
+    assert remote.step(np.zeros(6, np.float32))['image'].shape == (32, 32, 3)
+    remote.close()
+    remote.close()
+    with pytest.raises(RuntimeError, match='closed'):
+        remote.reset()
+
+
+def test_async_stepping_of_two_workers():
+    workers = [envs.make('dmc_walker_walk', seed=seed, **SMALL) for seed in (0, 1)]
+    firsts = [promise() for promise in [env.reset(blocking=False) for env in workers]]
+    assert not np.array_equal(firsts[0]['image'], firsts[1]['image'])
+    for action in actions(3, 6):
+        promises = [env.step(action, blocking=False) for env in workers]
+        assert all(callable(promise) for promise in promises)
+        for obs in [promise() for promise in promises]:
+            assert obs['image'].shape == (32, 32, 3) and not obs['is_first']
+    promise = workers[0].step(action, blocking=False)
+    with pytest.raises(RuntimeError, match='previous result'):
+        workers[0].step(action, blocking=False)
+    assert promise()['reward'].dtype == np.float32
+    with pytest.raises(RuntimeError, match='already collected'):
+        promise()
+    os.kill(workers[1]._process.pid, signal.SIGKILL)
+    with pytest.raises(RuntimeError, match='died'):
+        workers[1].step(action)
+    for env in workers:
+        env.close()
+
+
+def test_worker_does_not_rerun_the_trainers_main_module(tmp_path):
+    # Spawn re-runs the parent's __main__ in the child, and the trainer's main imports TensorFlow.
+    stdout = run_script(tmp_path, """
+        env = envs.make('dmc_cartpole_balance', size=(32, 32))
+        print(env.reset()['image'].shape)
+        env.close()
+    """)
+    assert stdout == '(32, 32, 3)'

@@ -1,0 +1,88 @@
+"""End to end through the command line: train, kill, resume, evaluate, and refuse bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN = [sys.executable, '-m', 'vsg.train', '--configs', 'debug', '--task', 'dmc_cartpole_balance']
+
+
+def run(args, **kwargs):
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, **kwargs)
+
+
+def checkpoint_step(logdir):
+    with np.load(logdir / 'checkpoint.npz') as data:
+        return int(data['counter_step'])
+
+
+def replay_files(logdir):
+    return sorted(p.name for p in (logdir / 'replay').glob('*.npz'))
+
+
+def test_killed_run_resumes_step_counter_and_replay(tmp_path):
+    logdir = tmp_path / 'run'
+    args = TRAIN + ['--logdir', str(logdir), '--steps', '600']
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        # Wait for a checkpoint written after training began (prefill is 100 steps, saves every 100).
+        while time.time() < deadline and proc.poll() is None:
+            if (logdir / 'checkpoint.npz').exists() and checkpoint_step(logdir) >= 300:
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, 'run ended before it could be killed:\n' + proc.stdout.read()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed_step = checkpoint_step(logdir)
+    killed_files = replay_files(logdir)
+    assert 300 <= killed_step < 600 and killed_files
+    assert not list(logdir.glob('.checkpoint*')), 'a temp file of an interrupted save is left behind'
+
+    resumed = run(args)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f'Resumed from {logdir / "checkpoint.npz"} at step {killed_step}' in resumed.stdout
+    assert 'Prefilling' not in resumed.stdout and 'Pretraining' not in resumed.stdout
+    assert checkpoint_step(logdir) >= 600
+    files = replay_files(logdir)
+    assert set(killed_files) < set(files), 'resumed run must keep the old episodes and add new ones'
+    lines = [json.loads(line) for line in (logdir / 'metrics.jsonl').read_text().splitlines()]
+    assert max(line['step'] for line in lines) >= 600
+    assert any('train/model_opt_loss' in line for line in lines)
+    assert any('eval/return' in line for line in lines)
+    assert (logdir / 'config.yaml').exists()
+
+    evaluated = run([sys.executable, '-m', 'vsg.evaluate', '--logdir', str(logdir), '--episodes', '2'])
+    assert evaluated.returncode == 0, evaluated.stderr
+    report = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert report['episodes'] == 2 and len(report['returns']) == 2
+    assert report['step'] == checkpoint_step(logdir)
+    assert Path(report['video']).stat().st_size > 0
+
+
+@pytest.mark.parametrize('extra, fragment', [
+    (['--task', 'dmc_cartpole_nope'], "dmc_cartpole_nope"),
+    (['--task', 'atari_pong'], "atari_pong"),
+    (['--rssm.detr', '4'], "unknown flag '--rssm.detr'"),
+    (['--core', 'lstm'], "core='lstm' is not allowed"),
+])
+def test_bad_input_exits_nonzero_with_one_line(tmp_path, extra, fragment):
+    result = run(TRAIN + ['--logdir', str(tmp_path / 'run')] + extra)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and fragment in last, result.stderr
+    assert not (tmp_path / 'run' / 'checkpoint.npz').exists()
+
+
+def test_missing_logdir_is_an_error():
+    result = run(TRAIN)
+    assert result.returncode != 0 and '--logdir is required' in result.stderr

@@ -1,0 +1,219 @@
+"""Agent = WorldModel + ActorCritic. `Agent.train` and `Agent.policy` are the two compiled functions.
+
+Conventions: a batch is batch-major [B, T, ...] with `action[t]` the action that led to `obs[t]`.
+Imagined trajectories are time-major: states s_0..s_H, actions a_0..a_{H-1} with a_t taken in s_t,
+and the reward and continue flag of entering s_{t+1} read from the heads at s_{t+1}.
+"""
+import keras
+import tensorflow as tf
+
+from common import dists, nets, optim
+from vsg import cores
+
+
+def lambda_return(reward, next_value, discount, lam):
+    """TD(λ) targets over a time-major horizon H.
+
+    R_t = r_{t+1} + γ_{t+1} ((1 - λ) V(s_{t+1}) + λ R_{t+1}), with R_H = V(s_H). Inputs are aligned
+    so that index t holds r_{t+1}, V(s_{t+1}) and γ_{t+1} (discount times continue probability)."""
+    def step(later_return, inputs):
+        r, v, g = inputs
+        return r + g * ((1 - lam) * v + lam * later_return)
+
+    return tf.scan(step, (reward, next_value, discount), next_value[-1], reverse=True)
+
+
+def _seed(rng):
+    """A stateless seed for TFP drawn from the agent's generator, so sampling stays reproducible under XLA."""
+    return tf.cast(rng.make_seeds(1)[:, 0], tf.int32)
+
+
+class WorldModel(keras.layers.Layer):
+
+    def __init__(self, config, rng, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = nets.ConvEncoder(config.encoder.depth, config.encoder.act, name='encoder')
+        self.core = cores.make(config, rng)
+        self.decoder = nets.ConvDecoder(config.decoder.depth, config.decoder.act, name='decoder')
+        self.reward_head = nets.MLP(**config.reward_head, out=1, name='reward_head')
+        self.cont_head = nets.MLP(**config.cont_head, out=1, name='cont_head') if config.pred_cont else None
+        self._scales = dict(config.loss_scales)
+        self._discount = config.discount
+
+    def loss(self, data):
+        embed = self.encoder(data['image'])
+        post, prior = self.core.observe(embed, data['action'], data['is_first'])
+        kl_loss, metrics = self.core.loss(post, prior)
+        feat = self.core.get_feat(post)
+        image = tf.cast(data['image'], tf.float32) / 255 - 0.5
+        losses = {
+            'image': -tf.reduce_mean(dists.MSE(self.decoder(feat), 3).log_prob(image)),
+            'reward': -tf.reduce_mean(self.reward(feat).log_prob(data['reward'])),
+            'kl': kl_loss}
+        if self.cont_head is not None:
+            cont = 1 - tf.cast(data['is_terminal'], tf.float32)
+            losses['cont'] = -tf.reduce_mean(self.cont(feat).log_prob(cont))
+        total = sum(self._scales[name] * loss for name, loss in losses.items())
+        metrics.update({f'{name}_loss': loss for name, loss in losses.items()})
+        return total, post, metrics
+
+    def reward(self, feat):
+        return dists.MSE(self.reward_head(feat)[..., 0], 0)
+
+    def cont(self, feat):
+        return dists.Binary(self.cont_head(feat)[..., 0])
+
+    def discount(self, feat):
+        """γ times the probability that the episode continues into `feat`'s state."""
+        if self.cont_head is None:
+            return self._discount * tf.ones(tf.shape(feat)[:-1])
+        return self._discount * self.cont(feat).mean()
+
+
+class ActorCritic(keras.layers.Layer):
+
+    def __init__(self, act_dim, discrete, config, rng, **kwargs):
+        super().__init__(**kwargs)
+        self._rng = rng
+        self._dist = config.actor.dist if config.actor.dist != 'auto' else ('onehot' if discrete else 'trunc_normal')
+        self._grad = config.actor_grad if config.actor_grad != 'auto' else ('reinforce' if discrete else 'dynamics')
+        if self._dist == 'onehot' and not discrete:
+            raise ValueError("actor.dist 'onehot' needs a discrete action space; use trunc_normal or auto")
+        if self._dist == 'trunc_normal' and discrete:
+            raise ValueError("actor.dist 'trunc_normal' needs a continuous action space; use onehot or auto")
+        if self._grad == 'dynamics' and discrete:
+            raise ValueError("actor_grad 'dynamics' needs continuous actions; use reinforce or auto")
+        self._min_std = config.actor.min_std
+        self._horizon = config.imag_horizon
+        self._lambda = config.discount_lambda
+        self._ent_scale = config.actor_ent
+        self._target_every = config.slow_target_update
+        mlp = lambda cfg, out, name: nets.MLP(cfg.layers, cfg.units, cfg.act, out, name=name)
+        self.actor = mlp(config.actor, act_dim if self._dist == 'onehot' else 2 * act_dim, 'actor')
+        self.critic = mlp(config.critic, 1, 'critic')
+        self.target_critic = mlp(config.critic, 1, 'target_critic')
+
+    def policy(self, feat):
+        out = self.actor(feat)
+        if self._dist == 'onehot':
+            return dists.OneHot(out)
+        mean, std = tf.split(out, 2, -1)
+        return dists.trunc_normal(mean, std, self._min_std)
+
+    def imagine(self, wm, start):
+        """Rolls the policy through the core's prior for `imag_horizon` steps from `start` states."""
+        def step(carry, _):
+            state, _ = carry
+            action = self.policy(tf.stop_gradient(wm.core.get_feat(state))).sample(seed=_seed(self._rng))
+            return wm.core.img_step(state, action), action
+
+        dummy_action = tf.zeros_like(self.policy(wm.core.get_feat(start)).mode())
+        states, actions = tf.scan(step, tf.range(self._horizon), (start, dummy_action))
+        feats = tf.concat([wm.core.get_feat(start)[None], wm.core.get_feat(states)], 0)
+        return feats, actions
+
+    def train(self, wm, start, actor_opt, critic_opt, updates):
+        with tf.GradientTape() as actor_tape:
+            feat, action = self.imagine(wm, start)
+            reward = wm.reward(feat[1:]).mean()
+            discount = wm.discount(feat[1:])
+            value = self.target_critic(feat)[..., 0]
+            returns = lambda_return(reward, value[1:], discount, self._lambda)
+            # Later steps count less: they are reached only if the episode continues.
+            weight = tf.stop_gradient(tf.math.cumprod(tf.concat([tf.ones_like(discount[:1]), discount[:-1]], 0)))
+            policy = self.policy(tf.stop_gradient(feat[:-1]))
+            if self._grad == 'dynamics':
+                objective = returns
+            else:
+                advantage = tf.stop_gradient(returns - value[:-1])
+                objective = policy.log_prob(tf.stop_gradient(action)) * advantage
+            entropy = policy.entropy()
+            actor_loss = -tf.reduce_mean(weight * (objective + self._ent_scale * entropy))
+        metrics = actor_opt(actor_tape, actor_loss, self.actor.trainable_variables)
+        with tf.GradientTape() as critic_tape:
+            value_dist = dists.MSE(self.critic(tf.stop_gradient(feat[:-1]))[..., 0], 0)
+            critic_loss = -tf.reduce_mean(weight * value_dist.log_prob(tf.stop_gradient(returns)))
+        metrics.update(critic_opt(critic_tape, critic_loss, self.critic.trainable_variables))
+        self._update_target(updates)
+        metrics.update({
+            'imag_reward': tf.reduce_mean(reward), 'imag_return': tf.reduce_mean(returns),
+            'imag_value': tf.reduce_mean(value), 'actor_ent': tf.reduce_mean(entropy)})
+        return metrics
+
+    def sync_target(self):
+        for target, online in zip(self.target_critic.variables, self.critic.variables):
+            target.assign(online)
+
+    def _update_target(self, updates):
+        """Copies the critic into the slow target every `slow_target_update` updates (branch-free for XLA)."""
+        copy = tf.cast(updates % self._target_every == 0, tf.float32)
+        for target, online in zip(self.target_critic.variables, self.critic.variables):
+            target.assign(target + copy * (online - target))
+
+
+class Agent:
+    """Holds the networks, optimizers and random generator; checkpointing sees `variables`."""
+
+    def __init__(self, obs_space, act_space, config):
+        keras.config.set_dtype_policy(config.precision)
+        self.config = config
+        action = act_space['action']
+        self.discrete = hasattr(action, 'n')
+        self.act_dim = int(action.n) if self.discrete else int(action.shape[-1])
+        self.rng = tf.random.Generator.from_seed(config.seed)
+        self.wm = WorldModel(config, self.rng, name='world_model')
+        self.ac = ActorCritic(self.act_dim, self.discrete, config, self.rng, name='actor_critic')
+        opt = lambda name, cfg: optim.Optimizer(name, **cfg, precision=config.precision)
+        self.model_opt = opt('model_opt', config.model_opt)
+        self.actor_opt = opt('actor_opt', config.actor_opt)
+        self.critic_opt = opt('critic_opt', config.critic_opt)
+        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='updates')
+        self._build(obs_space)
+        self.train = tf.function(self._train, jit_compile=config.jit)
+        self.policy = tf.function(self._policy, jit_compile=config.jit)
+
+    @property
+    def variables(self):
+        """Everything a resumed run needs, in a fixed order."""
+        opts = self.model_opt.variables + self.actor_opt.variables + self.critic_opt.variables
+        return self.wm.variables + self.ac.variables + opts + [self.updates, self.rng.state]
+
+    def initial_policy_state(self, batch_size):
+        return self.wm.core.initial(batch_size), tf.zeros([batch_size, self.act_dim])
+
+    def _policy(self, obs, state, mode):
+        """One batched env step: `mode` 'train' samples the actor, 'eval' takes its mode."""
+        latent, prev_action = state
+        embed = self.wm.encoder(obs['image'])
+        latent, _ = self.wm.core.obs_step(latent, prev_action, embed, obs['is_first'])
+        dist = self.ac.policy(self.wm.core.get_feat(latent))
+        action = dist.sample(seed=_seed(self.rng)) if mode == 'train' else dist.mode()
+        return action, (latent, action)
+
+    def _train(self, data):
+        with tf.GradientTape() as model_tape:
+            model_loss, post, metrics = self.wm.loss(data)
+        metrics.update(self.model_opt(model_tape, model_loss, self.wm.trainable_variables))
+        start = tf.nest.map_structure(
+            lambda x: tf.stop_gradient(tf.reshape(x, [-1, *x.shape[2:]])), post)
+        metrics.update(self.ac.train(self.wm, start, self.actor_opt, self.critic_opt, self.updates))
+        self.updates.assign_add(1)
+        return metrics
+
+    def _build(self, obs_space):
+        """Creates every variable eagerly on a [1, 2] dummy batch, so compiled functions never do."""
+        image_shape = obs_space['image'].shape
+        dummy = {
+            'image': tf.zeros([1, 2, *image_shape], tf.uint8),
+            'action': tf.zeros([1, 2, self.act_dim]),
+            'reward': tf.zeros([1, 2]),
+            'is_first': tf.ones([1, 2], tf.bool),
+            'is_terminal': tf.zeros([1, 2], tf.bool)}
+        _, post, _ = self.wm.loss(dummy)
+        feat = self.wm.core.get_feat(post)
+        for net in (self.ac.actor, self.ac.critic, self.ac.target_critic):
+            net(feat)
+        self.ac.sync_target()
+        self.model_opt.build(self.wm.trainable_variables)
+        self.actor_opt.build(self.ac.actor.trainable_variables)
+        self.critic_opt.build(self.ac.critic.trainable_variables)

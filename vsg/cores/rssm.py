@@ -1,0 +1,156 @@
+"""Recurrent state-space model (DreamerV2), discrete (`discrete > 0`) or Gaussian latents.
+
+State dict: `deter` [B, D], `stoch` [B, S, K] (one-hot) or [B, S], and the distribution stats
+that produced `stoch`: `logits` [B, S, K] or `mean`/`std` [B, S]. All state tensors are float32
+whatever the compute precision, so the scans carry one dtype.
+"""
+import math
+
+import keras
+import tensorflow as tf
+
+from vsg.cores.cell import GatedCell
+
+
+def _dense(units, act=None):
+    return keras.layers.Dense(units, activation=act)
+
+
+class RSSM(keras.layers.Layer):
+
+    def __init__(self, rng, deter, hidden, stoch, discrete, act, min_std, kl_balance, kl_free, **kwargs):
+        super().__init__(**kwargs)
+        self._rng = rng
+        self._deter, self._stoch, self._discrete = deter, stoch, discrete
+        self._min_std = min_std
+        self._kl_balance, self._kl_free = kl_balance, kl_free
+        stats_size = stoch * discrete if discrete else 2 * stoch
+        self._img_in = _dense(hidden, act)
+        self._cell = GatedCell(deter)
+        self._img_out = _dense(hidden, act)
+        self._img_stats = _dense(stats_size)
+        self._obs_out = _dense(hidden, act)
+        self._obs_stats = _dense(stats_size)
+
+    @property
+    def feat_size(self):
+        return self._stoch * (self._discrete or 1) + self._deter
+
+    def initial(self, batch_size):
+        state = {'deter': tf.zeros([batch_size, self._deter])}
+        if self._discrete:
+            state['stoch'] = tf.zeros([batch_size, self._stoch, self._discrete])
+            state['logits'] = tf.zeros([batch_size, self._stoch, self._discrete])
+        else:
+            state['stoch'] = tf.zeros([batch_size, self._stoch])
+            state['mean'] = tf.zeros([batch_size, self._stoch])
+            state['std'] = tf.ones([batch_size, self._stoch])
+        return state
+
+    def observe(self, embed, action, is_first, state=None):
+        """Posterior and prior states over a [B, T] sequence."""
+        if state is None:
+            state = self.initial(tf.shape(action)[0])
+        inputs = [_time_major(x) for x in (action, embed, is_first)]
+
+        def step(carry, inp):
+            return self.obs_step(carry[0], *inp)
+
+        post, prior = tf.scan(step, inputs, (state, state))
+        return _batch_major(post), _batch_major(prior)
+
+    def imagine(self, action, state):
+        """Prior states for a [B, T] action sequence from a start state."""
+        prior = tf.scan(self.img_step, _time_major(action), state)
+        return _batch_major(prior)
+
+    def obs_step(self, prev_state, prev_action, embed, is_first, sample=True):
+        prev_state, prev_action = _reset(prev_state, prev_action, is_first, self.initial)
+        prior = self.img_step(prev_state, prev_action, sample)
+        x = self._obs_out(tf.concat([prior['deter'], embed], -1))
+        stats = self._stats(self._obs_stats(x))
+        post = {'deter': prior['deter'], 'stoch': self._sample(stats, sample), **stats}
+        return post, prior
+
+    def img_step(self, prev_state, prev_action, sample=True):
+        x = self._img_in(tf.concat([self._flat_stoch(prev_state['stoch']), prev_action], -1))
+        deter = self._cell(x, prev_state['deter'])
+        stats = self._stats(self._img_stats(self._img_out(deter)))
+        return {'deter': deter, 'stoch': self._sample(stats, sample), **stats}
+
+    def get_feat(self, state):
+        return tf.concat([self._flat_stoch(state['stoch']), state['deter']], -1)
+
+    def loss(self, post, prior):
+        """KL balancing: the prior moves towards the posterior `kl_balance` of the way, and each
+        direction is floored at `kl_free` nats after averaging over batch and time."""
+        sg = lambda state: tf.nest.map_structure(tf.stop_gradient, state)
+        kl_post = tf.reduce_mean(self.kl(post, sg(prior)))
+        kl_prior = tf.reduce_mean(self.kl(sg(post), prior))
+        loss = (1 - self._kl_balance) * tf.maximum(kl_post, self._kl_free)
+        loss += self._kl_balance * tf.maximum(kl_prior, self._kl_free)
+        metrics = {
+            'kl': kl_prior,
+            'prior_ent': tf.reduce_mean(self.entropy(prior)),
+            'post_ent': tf.reduce_mean(self.entropy(post))}
+        return loss, metrics
+
+    def kl(self, lhs, rhs):
+        """KL(lhs || rhs) summed over the latent dimensions."""
+        if self._discrete:
+            logp, logq = tf.nn.log_softmax(lhs['logits']), tf.nn.log_softmax(rhs['logits'])
+            return tf.reduce_sum(tf.exp(logp) * (logp - logq), [-2, -1])
+        var_ratio = tf.square(lhs['std'] / rhs['std'])
+        mahalanobis = tf.square((lhs['mean'] - rhs['mean']) / rhs['std'])
+        return 0.5 * tf.reduce_sum(var_ratio + mahalanobis - 1 - tf.math.log(var_ratio), -1)
+
+    def entropy(self, state):
+        if self._discrete:
+            logp = tf.nn.log_softmax(state['logits'])
+            return -tf.reduce_sum(tf.exp(logp) * logp, [-2, -1])
+        return tf.reduce_sum(0.5 * math.log(2 * math.pi * math.e) + tf.math.log(state['std']), -1)
+
+    def _flat_stoch(self, stoch):
+        if not self._discrete:
+            return stoch
+        return tf.reshape(stoch, tf.concat([tf.shape(stoch)[:-2], [self._stoch * self._discrete]], 0))
+
+    def _stats(self, out):
+        out = tf.cast(out, tf.float32)
+        if self._discrete:
+            return {'logits': tf.reshape(out, [-1, self._stoch, self._discrete])}
+        mean, std = tf.split(out, 2, -1)
+        return {'mean': mean, 'std': 2 * tf.sigmoid(std / 2) + self._min_std}
+
+    def _sample(self, stats, sample):
+        if self._discrete:
+            logits = stats['logits']
+            if sample:  # Gumbel-max draws a class; the straight-through term carries gradients.
+                uniform = self._rng.uniform(tf.shape(logits), 1e-6, 1 - 1e-6)
+                index = tf.argmax(logits - tf.math.log(-tf.math.log(uniform)), -1)
+            else:
+                index = tf.argmax(logits, -1)
+            probs = tf.nn.softmax(logits)
+            return tf.one_hot(index, self._discrete) + probs - tf.stop_gradient(probs)
+        if not sample:
+            return stats['mean']
+        return stats['mean'] + stats['std'] * self._rng.normal(tf.shape(stats['mean']))
+
+
+def _reset(state, action, is_first, initial):
+    """Starts from the initial state and a zero action where an episode begins."""
+    keep = 1 - tf.cast(is_first, tf.float32)
+    fresh = initial(tf.shape(action)[0])
+    mix = lambda old, new: _broadcast(keep, old) * old + (1 - _broadcast(keep, old)) * new
+    return tf.nest.map_structure(mix, state, fresh), _broadcast(keep, action) * action
+
+
+def _broadcast(mask, like):
+    return tf.reshape(mask, [-1] + [1] * (len(like.shape) - 1))
+
+
+def _time_major(x):
+    return tf.nest.map_structure(lambda t: tf.transpose(t, [1, 0] + list(range(2, len(t.shape)))), x)
+
+
+_batch_major = _time_major  # Swapping the first two axes is its own inverse.

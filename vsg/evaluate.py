@@ -1,0 +1,52 @@
+"""Evaluation only: `python -m vsg.evaluate --logdir DIR [--episodes N] [--video FILE]`.
+
+Loads the run's saved config and checkpoint, runs greedy (actor mode) episodes on fresh envs,
+prints the returns as JSON and writes the first episode as a GIF.
+"""
+import argparse
+import json
+import pathlib
+import sys
+
+import elements
+import numpy as np
+
+from common import driver as driver_lib
+from common import video
+from vsg import train
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--logdir', required=True, help='run directory holding config.yaml and checkpoint.npz')
+    parser.add_argument('--episodes', type=int, default=5)
+    parser.add_argument('--seed', type=int, default=None, help='env seed (default: the run seed + 20000)')
+    parser.add_argument('--video', default=None, help='GIF path (default: LOGDIR/eval.gif)')
+    args = parser.parse_args(argv)
+    logdir = pathlib.Path(args.logdir).expanduser()
+    for name in ('config.yaml', train.CHECKPOINT):
+        if not (logdir / name).exists():
+            sys.exit(f'error: {logdir / name} does not exist; --logdir must be a run directory written by vsg.train')
+    if args.episodes < 1:
+        sys.exit(f'error: --episodes={args.episodes} must be at least 1')
+    config = elements.Config.load(logdir / 'config.yaml')
+    seed = config.seed + 20_000 if args.seed is None else args.seed
+    env = train.make_envs(config, 1, seed)
+    try:
+        agent, counters = train.make_agent(config, env[0], logdir)
+        episodes = []
+        driver = driver_lib.Driver(env)
+        driver.on_episode(lambda episode, worker: episodes.append(episode))
+        driver(train.agent_policy(agent, 'eval', 1), episodes=args.episodes)
+    finally:
+        env[0].close()
+    returns = [float(ep['reward'].sum()) for ep in episodes[:args.episodes]]
+    path = pathlib.Path(args.video) if args.video else logdir / 'eval.gif'
+    video.write_gif(path, episodes[0]['image'])
+    print(json.dumps({
+        'task': config.task, 'step': counters.get('step', 0), 'episodes': len(returns),
+        'returns': returns, 'mean_return': float(np.mean(returns)), 'video': str(path)}))
+
+
+if __name__ == '__main__':
+    main()

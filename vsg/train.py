@@ -1,0 +1,185 @@
+"""Online training: `python -m vsg.train --configs dmc --task dmc_walker_walk --logdir DIR`.
+
+Re-running the same command on the same logdir resumes from its checkpoint, step counter and replay.
+"""
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+import envs
+from common import config as config_lib
+from common import driver as driver_lib
+from common import logger as logger_lib
+from common.replay import Replay
+
+CHECKPOINT = 'checkpoint.npz'
+
+
+def main(argv=None):
+    config = parse(sys.argv[1:] if argv is None else argv)
+    run(config)
+
+
+def parse(argv, need_logdir=True):
+    """Loads the config or exits with one line naming what is wrong."""
+    try:
+        config = config_lib.load(argv)
+        if need_logdir and not config.logdir:
+            raise config_lib.ConfigError('--logdir is required (the run directory to create or resume)')
+        from vsg import cores
+        if config.core not in cores.CORES:
+            raise config_lib.ConfigError(f"core={config.core!r} is not allowed; choose one of {', '.join(cores.CORES)}")
+    except config_lib.ConfigError as e:
+        sys.exit(f'error: {e}')
+    return config
+
+
+def make_envs(config, count, seed):
+    """`count` envs seeded seed, seed+1, ...; a bad task name exits with envs.make's one-line reason."""
+    kwargs = dict(
+        size=tuple(config.env.size), action_repeat=config.env.action_repeat,
+        time_limit=config.env.time_limit, camera=None if config.env.camera < 0 else config.env.camera,
+        parallel=config.env.parallel)
+    made = []
+    try:
+        for i in range(count):
+            made.append(envs.make(config.task, seed=seed + i, **kwargs))
+    except ValueError as e:
+        for env in made:
+            env.close()
+        sys.exit(f'error: {e}')
+    return made
+
+
+def make_agent(config, env, logdir):
+    """Builds the agent and restores `logdir`'s checkpoint if there is one; returns (agent, counters)."""
+    import tensorflow as tf
+    from common import checkpoint
+    from vsg.agent import Agent
+    tf.random.set_seed(config.seed)
+    agent = Agent(env.obs_space, env.act_space, config)
+    path = pathlib.Path(logdir) / CHECKPOINT
+    counters = {}
+    if path.exists():
+        try:
+            counters = checkpoint.load(path, agent.variables)
+        except checkpoint.CheckpointMismatch as e:
+            sys.exit(f'error: {e}')
+        print(f'Resumed from {path} at step {counters.get("step", 0)}.')
+    return agent, counters
+
+
+def agent_policy(agent, mode, num_envs):
+    """Adapts the compiled `agent.policy` to the driver's numpy interface."""
+    def policy(obs, state):
+        if state is None:
+            state = agent.initial_policy_state(num_envs)
+        inputs = {'image': obs['image'], 'is_first': obs['is_first']}
+        action, state = agent.policy(inputs, state, mode)
+        return action.numpy(), state
+    return policy
+
+
+def run(config):
+    import elements
+    from common import checkpoint
+
+    logdir = pathlib.Path(config.logdir).expanduser()
+    logdir.mkdir(parents=True, exist_ok=True)
+    config.save(logdir / 'config.yaml')
+    np_rng = np.random.default_rng(config.seed)
+
+    train_envs = make_envs(config, config.env.amount, config.seed)
+    eval_envs = make_envs(config, 1, config.seed + 10_000)
+    replay = Replay(logdir / 'replay', capacity=config.replay.capacity, seed=config.seed)
+    agent, counters = make_agent(config, train_envs[0], logdir)
+    step = elements.Counter(counters.get('step', 0))
+    logger = logger_lib.make(logdir, step)
+    means = logger_lib.Mean()
+    fps = {'time': time.time(), 'step': int(step), 'updates': int(agent.updates.numpy())}
+
+    def save():
+        checkpoint.save(logdir / CHECKPOINT, agent.variables, {'step': int(step)})
+
+    def log_episode(episode, worker, mode):
+        logger.add({'return': float(episode['reward'].sum()), 'length': len(episode['reward']) - 1}, prefix=mode)
+
+    train_driver = driver_lib.Driver(train_envs)
+    train_driver.on_step(lambda tran, worker: replay.add_step(tran, worker))
+    train_driver.on_episode(lambda ep, worker: log_episode(ep, worker, 'train'))
+    eval_driver = driver_lib.Driver(eval_envs)
+    eval_driver.on_episode(lambda ep, worker: log_episode(ep, worker, 'eval'))
+
+    prefill = max(0, config.prefill - replay.num_steps)
+    if prefill:
+        print(f'Prefilling replay with {prefill} random steps.')
+        random_policy = driver_lib.random_policy(train_envs[0].act_space['action'], np_rng)
+        steps, _ = train_driver(random_policy, steps=prefill)
+        step.increment(steps)
+        train_driver.reset()
+    dataset = iter(replay.dataset(config.batch_size, config.batch_length, config.replay.prefetch))
+
+    def train_step():
+        metrics = agent.train(next(dataset))
+        metrics = {k: float(v) for k, v in metrics.items()}
+        bad = [k for k, v in metrics.items() if not np.isfinite(v)]
+        if bad:  # Stop before a save can overwrite the last good checkpoint.
+            sys.exit(f'error: non-finite {", ".join(bad)} at step {int(step)}; the last checkpoint is kept')
+        means.add(metrics, prefix='train')
+
+    if not counters:
+        print(f'Pretraining for {config.pretrain} updates.')
+        for _ in range(config.pretrain):
+            train_step()
+        save()
+
+    should_train = elements.when.Every(config.train_every)
+    should_log = elements.when.Every(config.log_every)
+    should_save = elements.when.Every(config.save_every)
+    should_eval = elements.when.Every(config.eval_every)
+
+    def on_step(tran, worker):
+        step.increment()
+        if should_train(step):
+            for _ in range(config.train_steps):
+                train_step()
+        if should_log(step):
+            write_logs()
+        if should_save(step):
+            save()
+
+    def write_logs():
+        now = time.time()
+        updates = int(agent.updates.numpy())
+        elapsed = max(now - fps['time'], 1e-9)
+        logger.add(means.result())
+        logger.add({
+            'env_steps_per_s': (int(step) - fps['step']) / elapsed,
+            'updates_per_s': (updates - fps['updates']) / elapsed,
+            'updates': updates, 'env_frames': int(step) * config.env.action_repeat,
+            'replay_steps': replay.num_steps, 'replay_episodes': replay.num_episodes}, prefix='stats')
+        fps.update(time=now, step=int(step), updates=updates)
+        logger.write()
+
+    train_driver.on_step(on_step)
+    train_policy = agent_policy(agent, 'train', len(train_envs))
+    eval_policy = agent_policy(agent, 'eval', len(eval_envs))
+    try:
+        while step < config.steps:
+            if should_eval(step):
+                eval_driver.reset()
+                eval_driver(eval_policy, episodes=config.eval_eps)
+                logger.write()
+            train_driver(train_policy, steps=min(config.eval_every, config.steps - int(step)))
+        write_logs()
+        save()
+    finally:
+        for env in train_envs + eval_envs:
+            env.close()
+        logger.close()
+
+
+if __name__ == '__main__':
+    main()
