@@ -21,8 +21,9 @@ CHOICES = {
 POSITIVE = (
     'steps', 'batch_size', 'batch_length', 'imag_horizon', 'train_every', 'train_steps',
     'env.action_repeat', 'env.time_limit', 'env.amount', 'eval_eps', 'log_every', 'save_every',
-    'rssm.deter', 'rssm.hidden', 'rssm.stoch', 'encoder.depth', 'decoder.depth')
+    'rssm.deter', 'rssm.hidden', 'rssm.stoch', 'encoder.depth', 'decoder.depth', 'svsg.stoch', 'svsg.hidden')
 UNIT_INTERVAL = ('discount', 'discount_lambda', 'kl.balance')
+OPEN_UNIT_INTERVAL = ('gate.prior',)  # A Bernoulli prior of 0 or 1 makes the gate KL infinite.
 
 
 class ConfigError(ValueError):
@@ -58,6 +59,9 @@ def validate(config):
     for key in UNIT_INTERVAL:
         if not 0 <= config[key] <= 1:
             raise ConfigError(f'{key}={config[key]} must lie in [0, 1]')
+    for key in OPEN_UNIT_INTERVAL:
+        if not 0 < config[key] < 1:
+            raise ConfigError(f'{key}={config[key]} must lie in (0, 1), both ends excluded')
     if tuple(config.env.size) != (64, 64):
         raise ConfigError(f'env.size={list(config.env.size)} is not supported; the CNN takes 64 64 images')
     if config.rssm.discrete < 0:

@@ -5,17 +5,21 @@ An episode is a dict of numpy arrays sharing one leading length L (`image`, `rew
 written to `{timestamp}-{uuid}-{length}.npz`, so any replay directory is also an offline dataset.
 """
 
+import atexit
 import datetime
 import os
 import pathlib
 import threading
+import time
 import uuid
 import warnings
+import weakref
 
 import numpy as np
 
 
 class Replay:
+    """Episodes on disk plus the newest `capacity` steps of them in memory, for sampling."""
 
     def __init__(self, directory, capacity=None, seed=0):
         self._directory = pathlib.Path(directory)
@@ -60,7 +64,10 @@ class Replay:
         return self.add_episode(episode)
 
     def add_episode(self, episode):
-        """Validate, save atomically, and add to memory, evicting the oldest beyond capacity."""
+        """Validate, save atomically, and add to memory, evicting the oldest beyond capacity.
+
+        The arrays are kept as given, not copied: do not modify them afterwards.
+        """
         episode = {key: np.asarray(value) for key, value in episode.items()}
         _check_episode(episode)
         spec = _spec_of(episode)
@@ -118,12 +125,8 @@ class Replay:
         signature = {
             key: tf.TensorSpec((batch, length, *shape), tf.as_dtype(dtype))
             for key, (dtype, shape) in spec.items()}
-
-        def generate():
-            while True:
-                yield self.sample(batch, length)
-
-        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        samples = _ExitSafeSamples(lambda: self.sample(batch, length))
+        dataset = tf.data.Dataset.from_generator(samples, output_signature=signature)
         return dataset.prefetch(prefetch)
 
     def _set_episodes(self, episodes, lengths):
@@ -169,6 +172,71 @@ class Replay:
             total += _length(episode)
         oldest_first = newest_first[::-1]
         self._set_episodes(oldest_first, [_length(episode) for episode in oldest_first])
+
+
+# Weak, so that a dropped dataset does not keep its replay's episodes alive until exit.
+_live_sample_streams = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_sample_streams():
+    for stream in list(_live_sample_streams):
+        stream.stop()
+
+
+class _ExitSafeSamples:
+    """Infinite generator of samples for tf.data that steps aside when the interpreter exits.
+
+    tf.data calls the generator from its own thread. An iterator still alive at exit (a module
+    global, or one held by the traceback of a crash) is destroyed during interpreter
+    finalization; if its thread is then inside or about to enter the generator, it waits for
+    the GIL forever and the process hangs instead of exiting (seen with TF 2.21 and Python 3.11
+    in most such runs). So at exit the generator is stopped and the exit waits until tf.data
+    has left Python.
+    """
+
+    def __init__(self, sample, quiet_seconds=0.05, timeout_seconds=2.0):
+        self._sample = sample
+        self._quiet_seconds = quiet_seconds
+        self._timeout_seconds = timeout_seconds
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._running = False
+        self._last_activity = time.monotonic()
+        _live_sample_streams.add(self)
+
+    def __call__(self):
+        while self._enter():
+            try:
+                batch = self._sample()
+            finally:
+                self._leave()
+            yield batch
+
+    def _enter(self):
+        with self._lock:
+            self._running = not self._stopped
+            self._last_activity = time.monotonic()
+            return self._running
+
+    def _leave(self):
+        with self._lock:
+            self._running = False
+            self._last_activity = time.monotonic()
+
+    def stop(self):
+        with self._lock:
+            self._stopped = True
+            self._last_activity = time.monotonic()
+        # tf.data may still be inside a call or waiting for the GIL to make one (which now
+        # returns at once, ending the stream); the sleeps hand it the GIL. Once it has been
+        # quiet for a moment, its thread is parked in C++ and finalization is safe.
+        deadline = time.monotonic() + self._timeout_seconds
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._running and time.monotonic() - self._last_activity > self._quiet_seconds:
+                    return
+            time.sleep(self._quiet_seconds / 10)
 
 
 def _read_episode(path):

@@ -1,4 +1,7 @@
+import pathlib
 import re
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -225,3 +228,26 @@ def test_dataset_yields_batches(tmp_path):
         for key, value in episode.items():
             assert batch[key].dtype == tf.as_dtype(value.dtype)
             assert tuple(batch[key].shape) == (2, 4, *value.shape[1:])
+
+
+EXIT_WITH_LIVE_ITERATOR = '''
+import sys
+from common.replay import Replay
+from tests.test_replay import make_episode
+
+replay = Replay(sys.argv[1])
+replay.add_episode(make_episode(0, 100, size=64))
+batches = iter(replay.dataset(batch=16, length=50))  # still alive, and sampling, at exit
+for _ in range(20):
+    next(batches)
+print('finished')
+'''
+
+
+def test_process_with_live_dataset_iterator_exits(tmp_path):
+    # Without the exit guard the interpreter hangs in finalization in most runs.
+    pytest.importorskip('tensorflow')
+    result = subprocess.run(
+        [sys.executable, '-c', EXIT_WITH_LIVE_ITERATOR, str(tmp_path)],
+        cwd=pathlib.Path(__file__).parent.parent, capture_output=True, timeout=120)
+    assert result.returncode == 0 and result.stdout == b'finished\n', result.stderr.decode()[-2000:]

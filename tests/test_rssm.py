@@ -1,4 +1,5 @@
-"""Core interface contract: shapes, observe == stepping obs_step, and `is_first` resets."""
+"""RSSM specifics: latent shapes for discrete and Gaussian latents, the shared deterministic state,
+per-row resets. The contract every core shares is tested in test_cores.py."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -50,21 +51,6 @@ def test_posterior_shares_the_prior_deterministic_state(discrete):
     np.testing.assert_array_equal(post['deter'].numpy(), prior['deter'].numpy())
 
 
-@pytest.mark.parametrize('discrete', [0, 3])
-def test_is_first_resets_state_and_action(discrete):
-    core = make_core(discrete)
-    embed = tf.random.normal([B, E])
-    garbage = tf.nest.map_structure(lambda x: x + 3.0, core.initial(B))
-    ones = tf.ones([B], tf.bool)
-    # Deterministic steps (sample=False) so the two paths can be compared exactly.
-    from_garbage, _ = core.obs_step(garbage, tf.ones([B, A]) * 5, embed, ones, sample=False)
-    from_initial, _ = core.obs_step(core.initial(B), tf.zeros([B, A]), embed, ones, sample=False)
-    for key in from_initial:
-        np.testing.assert_allclose(from_garbage[key].numpy(), from_initial[key].numpy(), rtol=1e-6)
-    carried, _ = core.obs_step(garbage, tf.ones([B, A]) * 5, embed, tf.zeros([B], tf.bool), sample=False)
-    assert not np.allclose(carried['deter'].numpy(), from_initial['deter'].numpy())
-
-
 def test_reset_applies_per_batch_row():
     core = make_core(3)
     embed = tf.random.normal([2, E])
@@ -74,16 +60,3 @@ def test_reset_applies_per_batch_row():
     fresh, _ = core.obs_step(core.initial(2), tf.zeros([2, A]), embed, tf.ones([2], tf.bool), sample=False)
     np.testing.assert_allclose(mixed['deter'][0].numpy(), fresh['deter'][0].numpy(), rtol=1e-6)
     assert not np.allclose(mixed['deter'][1].numpy(), fresh['deter'][1].numpy())
-
-
-def test_observe_equals_stepping_obs_step():
-    core = make_core(3)
-    embed, action, is_first = inputs()
-    core._rng.reset_from_seed(7)
-    post, _ = core.observe(embed, action, is_first)
-    core._rng.reset_from_seed(7)
-    state = core.initial(B)
-    for t in range(T):
-        state, _ = core.obs_step(state, action[:, t], embed[:, t], is_first[:, t])
-        np.testing.assert_allclose(post['deter'][:, t].numpy(), state['deter'].numpy(), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(post['stoch'][:, t].numpy(), state['stoch'].numpy(), rtol=1e-5, atol=1e-6)

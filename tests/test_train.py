@@ -61,6 +61,16 @@ def test_killed_run_resumes_step_counter_and_replay(tmp_path):
     assert any('eval/return' in line for line in lines)
     assert (logdir / 'config.yaml').exists()
 
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(logdir), size_guidance={'tensors': 0, 'images': 0})
+    events.Reload()
+    assert {'train/model_opt_loss', 'train/kl', 'eval/return', 'stats/env_steps_per_s'} <= set(events.Tags()['tensors'])
+    assert {'eval_video/policy', 'train_video/open_loop'} <= set(events.Tags()['images'])
+    plotted = run([sys.executable, '-m', 'vsg.plot', str(logdir), '--out', str(tmp_path / 'curve.png'),
+                   '--baseline', 'random=1.0'])
+    assert plotted.returncode == 0, plotted.stderr
+    assert (tmp_path / 'curve.png').read_bytes()[:4] == b'\x89PNG'
+
     evaluated = run([sys.executable, '-m', 'vsg.evaluate', '--logdir', str(logdir), '--episodes', '2'])
     assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads(evaluated.stdout.strip().splitlines()[-1])

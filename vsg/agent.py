@@ -57,6 +57,22 @@ class WorldModel(keras.layers.Layer):
         metrics.update({f'{name}_loss': loss for name, loss in losses.items()})
         return total, post, metrics
 
+    def video_prediction(self, data, rows=4, context=5):
+        """Truth | model | error stacked vertically, `rows` sequences side by side: the model sees
+        `context` frames, then predicts the rest open loop from the true actions. uint8 [T, 3H, rows W, C]."""
+        data = {key: value[:rows] for key, value in data.items()}
+        context = min(context, data['image'].shape[1] // 2)
+        embed = self.encoder(data['image'])
+        post, _ = self.core.observe(embed[:, :context], data['action'][:, :context], data['is_first'][:, :context])
+        start = {key: value[:, -1] for key, value in post.items()}
+        prior = self.core.imagine(data['action'][:, context:], start)
+        model = tf.concat([self.decoder(self.core.get_feat(post)), self.decoder(self.core.get_feat(prior))], 1) + 0.5
+        truth = tf.cast(data['image'], tf.float32) / 255
+        error = (model - truth + 1) / 2
+        video = tf.concat([truth, model, error], 2)                      # [rows, T, 3H, W, C]
+        video = tf.concat(tf.unstack(video, axis=0), 2)                  # [T, 3H, rows W, C]
+        return tf.cast(tf.clip_by_value(video, 0, 1) * 255, tf.uint8)
+
     def reward(self, feat):
         return dists.MSE(self.reward_head(feat)[..., 0], 0)
 
@@ -171,6 +187,8 @@ class Agent:
         self._build(obs_space)
         self.train = tf.function(self._train, jit_compile=config.jit)
         self.policy = tf.function(self._policy, jit_compile=config.jit)
+        # Runs only at log time, so it is not worth an XLA compile.
+        self.video_prediction = tf.function(self.wm.video_prediction)
 
     @property
     def variables(self):
@@ -185,7 +203,8 @@ class Agent:
         """One batched env step: `mode` 'train' samples the actor, 'eval' takes its mode."""
         latent, prev_action = state
         embed = self.wm.encoder(obs['image'])
-        latent, _ = self.wm.core.obs_step(latent, prev_action, embed, obs['is_first'])
+        sample = mode == 'train' or self.config.eval_sample  # else the modes of the latents (and gates)
+        latent, _ = self.wm.core.obs_step(latent, prev_action, embed, obs['is_first'], sample)
         dist = self.ac.policy(self.wm.core.get_feat(latent))
         action = dist.sample(seed=_seed(self.rng)) if mode == 'train' else dist.mode()
         return action, (latent, action)

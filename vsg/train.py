@@ -105,6 +105,8 @@ def run(config):
 
     def log_episode(episode, worker, mode):
         logger.add({'return': float(episode['reward'].sum()), 'length': len(episode['reward']) - 1}, prefix=mode)
+        if mode == 'eval' and worker == 0:
+            logger.add({'policy': episode['image']}, prefix='eval_video')
 
     train_driver = driver_lib.Driver(train_envs)
     train_driver.on_step(lambda tran, worker: replay.add_step(tran, worker))
@@ -122,17 +124,19 @@ def run(config):
     dataset = iter(replay.dataset(config.batch_size, config.batch_length, config.replay.prefetch))
 
     def train_step():
-        metrics = agent.train(next(dataset))
-        metrics = {k: float(v) for k, v in metrics.items()}
-        bad = [k for k, v in metrics.items() if not np.isfinite(v)]
+        metrics = {k: v.numpy() for k, v in agent.train(next(dataset)).items()}
+        bad = [k for k, v in metrics.items() if not np.all(np.isfinite(v))]
         if bad:  # Stop before a save can overwrite the last good checkpoint.
             sys.exit(f'error: non-finite {", ".join(bad)} at step {int(step)}; the last checkpoint is kept')
         means.add(metrics, prefix='train')
 
     if not counters:
         print(f'Pretraining for {config.pretrain} updates.')
-        for _ in range(config.pretrain):
+        start = time.time()
+        for i in range(config.pretrain):
             train_step()
+            if i == 0 or (i + 1) % 25 == 0:
+                print(f'Pretrain update {i + 1}/{config.pretrain} ({time.time() - start:.0f} s, the first includes compiling).', flush=True)
         save()
 
     should_train = elements.when.Every(config.train_every)
@@ -155,6 +159,7 @@ def run(config):
         updates = int(agent.updates.numpy())
         elapsed = max(now - fps['time'], 1e-9)
         logger.add(means.result())
+        logger.add({'open_loop': agent.video_prediction(next(dataset)).numpy()}, prefix='train_video')
         logger.add({
             'env_steps_per_s': (int(step) - fps['step']) / elapsed,
             'updates_per_s': (updates - fps['updates']) / elapsed,

@@ -1,14 +1,23 @@
 """Registry of latent dynamics cores. Each core implements the interface of DESIGN.md §4
 (initial, observe, imagine, obs_step, img_step, get_feat, loss), so nothing else branches on it."""
 from vsg.cores.rssm import RSSM
+from vsg.cores.vsg import SVSG, VSG
 
 
-def _rssm(config, rng):
-    return RSSM(
-        rng, **config.rssm, kl_balance=config.kl.balance, kl_free=config.kl.free, name='core')
+def _kl(config):
+    return dict(kl_balance=config.kl.balance, kl_free=config.kl.free)
 
 
-CORES = {'rssm': _rssm}
+def _gate(config):
+    gate = config.gate
+    return dict(gate_prior=gate.prior, gate_scale=gate.scale, gate_free=gate.free, cell_norm=gate.cell_norm)
+
+
+CORES = {
+    'rssm': lambda config, rng: RSSM(rng, **config.rssm, **_kl(config), name='core'),
+    'vsg': lambda config, rng: VSG(rng, **config.rssm, **_kl(config), **_gate(config), name='core'),
+    'svsg': lambda config, rng: SVSG(rng, **config.svsg, **_kl(config), **_gate(config), name='core'),
+}
 
 
 def make(config, rng):

@@ -3,13 +3,17 @@
 State dict: `deter` [B, D], `stoch` [B, S, K] (one-hot) or [B, S], and the distribution stats
 that produced `stoch`: `logits` [B, S, K] or `mean`/`std` [B, S]. All state tensors are float32
 whatever the compute precision, so the scans carry one dtype.
+
+Variants (vsg.cores.vsg) reuse the scans, stats, sampling, KL and resets and override the hooks:
+`_recur` (the recurrent part of a step), `_latent` (the stochastic part from its stats) and
+`_context` (the state entry the stats are computed from).
 """
 import math
 
 import keras
 import tensorflow as tf
 
-from vsg.cores.cell import GatedCell
+from vsg.cores.cell import GatedCell, gated_update
 
 
 def _dense(units, act=None):
@@ -18,7 +22,10 @@ def _dense(units, act=None):
 
 class RSSM(keras.layers.Layer):
 
-    def __init__(self, rng, deter, hidden, stoch, discrete, act, min_std, kl_balance, kl_free, **kwargs):
+    _context = 'deter'  # The state entry the prior and posterior stats are computed from: h_t.
+
+    def __init__(self, rng, deter, hidden, stoch, discrete, act, min_std, kl_balance, kl_free, cell=None, **kwargs):
+        """`cell` defaults to DreamerV2's LayerNorm GRU (a GatedCell with the soft gate)."""
         super().__init__(**kwargs)
         self._rng = rng
         self._deter, self._stoch, self._discrete = deter, stoch, discrete
@@ -26,7 +33,7 @@ class RSSM(keras.layers.Layer):
         self._kl_balance, self._kl_free = kl_balance, kl_free
         stats_size = stoch * discrete if discrete else 2 * stoch
         self._img_in = _dense(hidden, act)
-        self._cell = GatedCell(deter)
+        self._cell = cell or GatedCell(deter)
         self._img_out = _dense(hidden, act)
         self._img_stats = _dense(stats_size)
         self._obs_out = _dense(hidden, act)
@@ -37,15 +44,7 @@ class RSSM(keras.layers.Layer):
         return self._stoch * (self._discrete or 1) + self._deter
 
     def initial(self, batch_size):
-        state = {'deter': tf.zeros([batch_size, self._deter])}
-        if self._discrete:
-            state['stoch'] = tf.zeros([batch_size, self._stoch, self._discrete])
-            state['logits'] = tf.zeros([batch_size, self._stoch, self._discrete])
-        else:
-            state['stoch'] = tf.zeros([batch_size, self._stoch])
-            state['mean'] = tf.zeros([batch_size, self._stoch])
-            state['std'] = tf.ones([batch_size, self._stoch])
-        return state
+        return {'deter': tf.zeros([batch_size, self._deter]), **self._initial_latent(batch_size)}
 
     def observe(self, embed, action, is_first, state=None):
         """Posterior and prior states over a [B, T] sequence."""
@@ -67,16 +66,17 @@ class RSSM(keras.layers.Layer):
     def obs_step(self, prev_state, prev_action, embed, is_first, sample=True):
         prev_state, prev_action = _reset(prev_state, prev_action, is_first, self.initial)
         prior = self.img_step(prev_state, prev_action, sample)
-        x = self._obs_out(tf.concat([prior['deter'], embed], -1))
+        x = self._obs_out(tf.concat([prior[self._context], embed], -1))
         stats = self._stats(self._obs_stats(x))
-        post = {'deter': prior['deter'], 'stoch': self._sample(stats, sample), **stats}
+        # The posterior keeps the prior's recurrent part (h_t, and a gated core's gate).
+        post = {**prior, **self._latent(stats, prior, prev_state, sample)}
         return post, prior
 
     def img_step(self, prev_state, prev_action, sample=True):
         x = self._img_in(tf.concat([self._flat_stoch(prev_state['stoch']), prev_action], -1))
-        deter = self._cell(x, prev_state['deter'])
-        stats = self._stats(self._img_stats(self._img_out(deter)))
-        return {'deter': deter, 'stoch': self._sample(stats, sample), **stats}
+        recurrent = self._recur(x, prev_state, sample)
+        stats = self._stats(self._img_stats(self._img_out(recurrent[self._context])))
+        return {**recurrent, **self._latent(stats, recurrent, prev_state, sample)}
 
     def get_feat(self, state):
         return tf.concat([self._flat_stoch(state['stoch']), state['deter']], -1)
@@ -100,15 +100,29 @@ class RSSM(keras.layers.Layer):
         if self._discrete:
             logp, logq = tf.nn.log_softmax(lhs['logits']), tf.nn.log_softmax(rhs['logits'])
             return tf.reduce_sum(tf.exp(logp) * (logp - logq), [-2, -1])
-        var_ratio = tf.square(lhs['std'] / rhs['std'])
-        mahalanobis = tf.square((lhs['mean'] - rhs['mean']) / rhs['std'])
-        return 0.5 * tf.reduce_sum(var_ratio + mahalanobis - 1 - tf.math.log(var_ratio), -1)
+        return tf.reduce_sum(gaussian_kl(lhs, rhs), -1)
 
     def entropy(self, state):
         if self._discrete:
             logp = tf.nn.log_softmax(state['logits'])
             return -tf.reduce_sum(tf.exp(logp) * logp, [-2, -1])
         return tf.reduce_sum(0.5 * math.log(2 * math.pi * math.e) + tf.math.log(state['std']), -1)
+
+    def _recur(self, x, prev_state, sample):
+        """The recurrent part of the next state, from the input `x` = f(z_{t-1}, a_{t-1})."""
+        cand, gate, _ = self._cell(x, prev_state['deter'], sample=sample)
+        return {'deter': gated_update(gate, cand, prev_state['deter'])}
+
+    def _latent(self, stats, recurrent, prev_state, sample):
+        """The stochastic part of the next state from its stats; `recurrent` holds this step's `_recur` entries."""
+        return {'stoch': self._sample(stats, sample), **stats}
+
+    def _initial_latent(self, batch_size):
+        if self._discrete:
+            zeros = tf.zeros([batch_size, self._stoch, self._discrete])
+            return {'stoch': zeros, 'logits': zeros}
+        zeros = tf.zeros([batch_size, self._stoch])
+        return {'stoch': zeros, 'mean': zeros, 'std': tf.ones_like(zeros)}
 
     def _flat_stoch(self, stoch):
         if not self._discrete:
@@ -135,6 +149,13 @@ class RSSM(keras.layers.Layer):
         if not sample:
             return stats['mean']
         return stats['mean'] + stats['std'] * self._rng.normal(tf.shape(stats['mean']))
+
+
+def gaussian_kl(lhs, rhs):
+    """KL(lhs || rhs) per dimension of diagonal Gaussians given as `mean`/`std` dicts."""
+    var_ratio = tf.square(lhs['std'] / rhs['std'])
+    mahalanobis = tf.square((lhs['mean'] - rhs['mean']) / rhs['std'])
+    return 0.5 * (var_ratio + mahalanobis - 1 - tf.math.log(var_ratio))
 
 
 def _reset(state, action, is_first, initial):

@@ -1,0 +1,67 @@
+"""Observability: TensorBoard events readable by TensorBoard itself, the plot command, the benchmark JSON."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import elements
+import numpy as np
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.util import tensor_util
+
+from common import logger as logger_lib
+from vsg import plot
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def read_events(logdir):
+    events = EventAccumulator(str(logdir), size_guidance={'tensors': 0, 'images': 0, 'histograms': 0})
+    events.Reload()
+    return events
+
+
+def test_tensorboard_holds_scalars_histograms_and_gif_videos(tmp_path):
+    step = elements.Counter(7)
+    logger = logger_lib.make(tmp_path, step)
+    video = np.random.default_rng(0).integers(0, 255, (6, 16, 16, 3), np.uint8)
+    logger.add({'loss': 1.5, 'rate': np.linspace(0, 1, 10)}, prefix='train')
+    logger.add({'policy': video}, prefix='eval_video')
+    logger.write()
+    logger.close()
+    events = read_events(tmp_path)
+    tags = events.Tags()
+    assert 'train/loss' in tags['tensors'] and 'train/rate' in tags['tensors']
+    scalar = events.Tensors('train/loss')[0]
+    assert scalar.step == 7 and float(tensor_util.make_ndarray(scalar.tensor_proto)) == 1.5
+    assert 'eval_video/policy' in tags['images']
+    image = events.Images('eval_video/policy')[0]
+    assert image.encoded_image_string[:6] == b'GIF89a' and (image.width, image.height) == (16, 16)
+    lines = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+    assert lines == [{'step': 7, 'train/loss': 1.5}]
+
+
+def test_plot_writes_a_png_with_baselines(tmp_path):
+    run = tmp_path / 'run'
+    run.mkdir()
+    (run / 'metrics.jsonl').write_text(
+        '\n'.join(json.dumps({'step': s, 'eval/return': r}) for s, r in [(100, 10.0), (200, 30.0)]) + '\n')
+    elements.Config({'env': {'action_repeat': 2}}).save(run / 'config.yaml')
+    steps, values = plot.read_curve(run, 'eval/return')
+    assert steps.tolist() == [200, 400] and values.tolist() == [10.0, 30.0]
+    out = plot.plot([run], tmp_path / 'curve.png', baselines=[('random', 5.0)])
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_benchmark_prints_every_field():
+    result = subprocess.run(
+        [sys.executable, '-m', 'vsg.bench', '--configs', 'debug', '--task', 'dmc_cartpole_balance'],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ('compile_s', 'train_step_ms', 'updates_per_s', 'policy_step_ms', 'env_steps_per_s',
+                'peak_rss_mb', 'train_step_gflop', 'achieved_gflops'):
+        assert isinstance(report[key], (int, float)) and report[key] > 0, key
+    assert report['precision'] == 'float32' and report['sizes']['batch'] == [2, 8]
+    assert 'avx2' in report['cpu']['flags'] or 'avx512f' in report['cpu']['flags'] or report['cpu']['flags'] == []
+    assert report['calibration']['matmul_gflops'] > 0 and report['calibration']['conv_gflops'] > 0

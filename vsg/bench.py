@@ -1,0 +1,155 @@
+"""Benchmark: `python -m vsg.bench --configs dmc [--precision mixed_bfloat16] > bench.json`.
+
+Prints one JSON object: compile seconds of the first train step, median train-step ms, updates/s,
+policy-step ms, env steps/s (real env + policy), peak RSS, the train step's estimated FLOPs and
+achieved GFLOP/s, and this machine's CPU flags with a matmul and a conv calibration measured in the
+same process, so figures from different machines compare as fractions of each machine's peak.
+Takes the same `--configs` and `--key value` flags as vsg.train (no logdir needed).
+"""
+import json
+import os
+import pathlib
+import resource
+import sys
+import time
+
+import numpy as np
+
+from vsg import train
+
+
+def cpu_info():
+    text = pathlib.Path('/proc/cpuinfo').read_text() if pathlib.Path('/proc/cpuinfo').exists() else ''
+    flags = set()
+    model = ''
+    for line in text.splitlines():
+        if line.startswith('flags') and not flags:
+            flags = set(line.split(':', 1)[1].split())
+        if line.startswith('model name') and not model:
+            model = line.split(':', 1)[1].strip()
+    wanted = ('avx2', 'fma', 'avx512f', 'avx512_bf16', 'amx_bf16')
+    return {'model': model, 'cores': os.cpu_count(), 'flags': [f for f in wanted if f in flags]}
+
+
+def _median_ms(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def calibrate():
+    """GFLOP/s of a float32 1024^3 matmul and of a DreamerV2-encoder-sized convolution."""
+    import tensorflow as tf
+    a = tf.random.normal([1024, 1024])
+    matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, a)))
+    image = tf.random.normal([256, 31, 31, 48])
+    kernel = tf.random.normal([4, 4, 48, 96])
+    conv = tf.function(lambda: tf.reduce_sum(tf.nn.conv2d(image, kernel, 2, 'VALID')))
+    matmul(), conv()
+    conv_flops = 2 * 256 * 14 * 14 * 96 * 4 * 4 * 48
+    return {
+        'matmul_gflops': 2 * 1024 ** 3 / _median_ms(lambda: matmul().numpy(), 10) / 1e6,
+        'conv_gflops': conv_flops / _median_ms(lambda: conv().numpy(), 10) / 1e6}
+
+
+def graph_flops(concrete):
+    from tensorflow.python.profiler import model_analyzer, option_builder
+    options = option_builder.ProfileOptionBuilder.float_operation()
+    options['output'] = 'none'
+    return model_analyzer.profile(concrete.graph, options=options).total_float_ops
+
+
+def estimate_train_flops(agent, batch):
+    """FLOPs of one train step: TF's op statistics for the graph outside loops (convs, heads and
+    their gradients, exact), plus the scan bodies (RSSM steps, imagination) counted once and
+    multiplied by their trip count and by 3 for forward plus backward, as the profiler does not
+    enter loop bodies."""
+    import tensorflow as tf
+    config = agent.config
+    wm, ac = agent.wm, agent.ac
+    outer = graph_flops(tf.function(agent._train).get_concrete_function(batch))
+    b, t = config.batch_size, config.batch_length
+    state = wm.core.initial(b)
+    embed = wm.encoder(batch['image'][:, 0])
+    action = batch['action'][:, 0]
+    obs_step = tf.function(lambda s, a, e, f: wm.core.obs_step(s, a, e, f)).get_concrete_function(
+        state, action, embed, batch['is_first'][:, 0])
+    start = wm.core.initial(b * t)
+
+    def imagine_step(state):
+        feat = wm.core.get_feat(state)
+        act = ac.policy(feat).sample(seed=tf.constant([0, 0]))
+        return wm.core.img_step(state, act)
+
+    img = tf.function(imagine_step).get_concrete_function(start)
+    loops = t * graph_flops(obs_step) + config.imag_horizon * graph_flops(img)
+    return outer + 3 * loops
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    config = train.parse(argv, need_logdir=False)
+    import tensorflow as tf
+    from common import driver as driver_lib
+    from vsg.agent import Agent
+
+    env = train.make_envs(config, 1, config.seed)[0]
+    try:
+        agent = Agent(env.obs_space, env.act_space, config)
+        rng = np.random.default_rng(config.seed)
+        b, t = config.batch_size, config.batch_length
+        act_dim = agent.act_dim
+        batch = {
+            'image': tf.constant(rng.integers(0, 255, (b, t, *env.obs_space['image'].shape), np.uint8)),
+            'action': tf.constant(rng.uniform(-1, 1, (b, t, act_dim)).astype(np.float32)),
+            'reward': tf.constant(rng.normal(size=(b, t)).astype(np.float32)),
+            'is_first': tf.constant(np.zeros((b, t), bool)),
+            'is_terminal': tf.constant(np.zeros((b, t), bool))}
+        start = time.perf_counter()
+        agent.train(batch)['model_opt_loss'].numpy()
+        compile_s = time.perf_counter() - start
+        train_ms = _median_ms(lambda: agent.train(batch)['model_opt_loss'].numpy(), 5)
+
+        policy = train.agent_policy(agent, 'train', 1)
+        obs = env.reset()
+        batch_obs = {k: np.asarray(v)[None] for k, v in obs.items()}
+        state = None
+        _, state = policy(batch_obs, state)
+        policy_ms = _median_ms(lambda: policy(batch_obs, state), 50)
+
+        driver = driver_lib.Driver([env])
+        driver(policy, steps=5)
+        start = time.perf_counter()
+        steps, _ = driver(policy, steps=100)
+        env_steps_per_s = steps / (time.perf_counter() - start)
+
+        flops = estimate_train_flops(agent, batch)
+    finally:
+        env.close()
+    result = {
+        'argv': argv,
+        'task': config.task, 'precision': config.precision, 'jit': config.jit,
+        'sizes': {
+            'batch': [b, t], 'deter': config.rssm.deter, 'stoch': config.rssm.stoch,
+            'discrete': config.rssm.discrete, 'cnn_depth': config.encoder.depth,
+            'mlp': [config.actor.layers, config.actor.units], 'imag_horizon': config.imag_horizon},
+        'compile_s': round(compile_s, 2),
+        'train_step_ms': round(train_ms, 1),
+        'updates_per_s': round(1000 / train_ms, 3),
+        'policy_step_ms': round(policy_ms, 2),
+        'env_steps_per_s': round(env_steps_per_s, 2),
+        'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        'train_step_gflop': round(flops / 1e9, 2),
+        'achieved_gflops': round(flops / 1e9 / (train_ms / 1000), 1),
+        'cpu': cpu_info(),
+        'calibration': {k: round(v, 1) for k, v in calibrate().items()},
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == '__main__':
+    main()
