@@ -22,9 +22,11 @@ def main(argv=None):
     parser.add_argument('--episodes', type=int, default=5)
     parser.add_argument('--seed', type=int, default=None, help='env seed (default: the run seed + 20000)')
     parser.add_argument('--video', default=None, help='GIF path (default: LOGDIR/eval.gif)')
+    parser.add_argument('--policy', choices=('agent', 'random'), default='agent',
+                        help='random: uniform actions, the baseline for learning curves (needs no checkpoint)')
     args = parser.parse_args(argv)
     logdir = pathlib.Path(args.logdir).expanduser()
-    for name in ('config.yaml', train.CHECKPOINT):
+    for name in ('config.yaml',) + ((train.CHECKPOINT,) if args.policy == 'agent' else ()):
         if not (logdir / name).exists():
             sys.exit(f'error: {logdir / name} does not exist; --logdir must be a run directory written by vsg.train')
     if args.episodes < 1:
@@ -33,18 +35,23 @@ def main(argv=None):
     seed = config.seed + 20_000 if args.seed is None else args.seed
     env = train.make_envs(config, 1, seed)
     try:
-        agent, counters = train.make_agent(config, env[0], logdir)
+        if args.policy == 'agent':
+            agent, counters = train.make_agent(config, env[0], logdir)
+            policy = train.agent_policy(agent, 'eval', 1)
+        else:
+            counters = {}
+            policy = driver_lib.random_policy(env[0].act_space['action'], np.random.default_rng(seed))
         episodes = []
         driver = driver_lib.Driver(env)
         driver.on_episode(lambda episode, worker: episodes.append(episode))
-        driver(train.agent_policy(agent, 'eval', 1), episodes=args.episodes)
+        driver(policy, episodes=args.episodes)
     finally:
         env[0].close()
     returns = [float(ep['reward'].sum()) for ep in episodes[:args.episodes]]
     path = pathlib.Path(args.video) if args.video else logdir / 'eval.gif'
     video.write_gif(path, episodes[0]['image'])
     print(json.dumps({
-        'task': config.task, 'step': counters.get('step', 0), 'episodes': len(returns),
+        'task': config.task, 'policy': args.policy, 'step': counters.get('step', 0), 'episodes': len(returns),
         'returns': returns, 'mean_return': float(np.mean(returns)), 'video': str(path)}))
 
 
