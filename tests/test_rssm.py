@@ -4,23 +4,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from test_cores import A, B, E, T, inputs  # one batch of test sequences for every core test
 from vsg.cores.rssm import RSSM
-
-B, T, E, A = 3, 5, 7, 2
 
 
 def make_core(discrete):
     rng = tf.random.Generator.from_seed(1)
     return RSSM(rng, deter=8, hidden=6, stoch=4, discrete=discrete, act='elu', min_std=0.1,
                 kl_balance=0.8, kl_free=0.0)
-
-
-def inputs(seed=0):
-    r = np.random.default_rng(seed)
-    embed = tf.constant(r.normal(size=(B, T, E)), tf.float32)
-    action = tf.constant(r.uniform(-1, 1, (B, T, A)), tf.float32)
-    is_first = tf.constant(np.eye(B, T, dtype=bool))          # each row starts an episode at a different t
-    return embed, action, is_first
 
 
 @pytest.mark.parametrize('discrete', [0, 3])
