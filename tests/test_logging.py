@@ -62,6 +62,6 @@ def test_benchmark_prints_every_field():
     for key in ('compile_s', 'train_step_ms', 'updates_per_s', 'policy_step_ms', 'env_steps_per_s',
                 'peak_rss_mb', 'train_step_gflop', 'achieved_gflops'):
         assert isinstance(report[key], (int, float)) and report[key] > 0, key
-    assert report['precision'] == 'float32' and report['sizes']['batch'] == [2, 8]
+    assert report['precision'] == 'float32' and report['core'] == 'rssm' and report['sizes']['batch'] == [2, 8]
     assert 'avx2' in report['cpu']['flags'] or 'avx512f' in report['cpu']['flags'] or report['cpu']['flags'] == []
     assert report['calibration']['matmul_gflops'] > 0 and report['calibration']['conv_gflops'] > 0

@@ -153,7 +153,9 @@ class ActorCritic(keras.layers.Layer):
         self._update_target(updates)
         metrics.update({
             'imag_reward': tf.reduce_mean(reward), 'imag_return': tf.reduce_mean(returns),
-            'imag_value': tf.reduce_mean(value), 'actor_ent': tf.reduce_mean(entropy)})
+            'imag_value': tf.reduce_mean(value), 'actor_ent': tf.reduce_mean(entropy),
+            # Near 1 the actor sits at the action bounds, where the tanh mean stops learning.
+            'imag_action_mag': tf.reduce_mean(tf.abs(action))})
         return metrics
 
     def sync_target(self):

@@ -89,6 +89,12 @@ def estimate_train_flops(agent, batch):
     return outer + 3 * loops
 
 
+def core_sizes(config):
+    if config.core == 'svsg':  # No deterministic path; gated Gaussian latents.
+        return {'stoch': config.svsg.stoch, 'hidden': config.svsg.hidden}
+    return {'deter': config.rssm.deter, 'stoch': config.rssm.stoch, 'discrete': config.rssm.discrete}
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     config = train.parse(argv, need_logdir=False)
@@ -131,10 +137,9 @@ def main(argv=None):
         env.close()
     result = {
         'argv': argv,
-        'task': config.task, 'precision': config.precision, 'jit': config.jit,
+        'task': config.task, 'core': config.core, 'precision': config.precision, 'jit': config.jit,
         'sizes': {
-            'batch': [b, t], 'deter': config.rssm.deter, 'stoch': config.rssm.stoch,
-            'discrete': config.rssm.discrete, 'cnn_depth': config.encoder.depth,
+            'batch': [b, t], **core_sizes(config), 'cnn_depth': config.encoder.depth,
             'mlp': [config.actor.layers, config.actor.units], 'imag_horizon': config.imag_horizon},
         'compile_s': round(compile_s, 2),
         'train_step_ms': round(train_ms, 1),
