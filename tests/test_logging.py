@@ -6,6 +6,7 @@ from pathlib import Path
 
 import elements
 import numpy as np
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.util import tensor_util
 
@@ -51,6 +52,10 @@ def test_plot_writes_a_png_with_baselines(tmp_path):
     assert steps.tolist() == [200, 400] and values.tolist() == [10.0, 30.0]
     out = plot.plot([run], tmp_path / 'curve.png', baselines=[('random', 5.0)])
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    both = plot.plot([run], tmp_path / 'both.png', keys=['eval/return', 'train/return'])
+    assert both.exists()  # a key missing from a run is skipped, not an error
+    with pytest.raises(ValueError, match="no run has values for 'train/return'"):
+        plot.plot([run], tmp_path / 'none.png', keys=['train/return'])
 
 
 def test_benchmark_prints_every_field():

@@ -1,7 +1,7 @@
-"""Learning curves: `python -m vsg.plot LOGDIR [LOGDIR ...] --out curve.png [--key eval/return]`.
+"""Learning curves: `python -m vsg.plot LOGDIR [LOGDIR ...] --out curve.png [--key eval/return ...]`.
 
-Reads each run's metrics.jsonl and plots `key` against env frames (agent steps times the run's
-action repeat), one line per run, with optional horizontal baselines such as a random policy.
+Reads each run's metrics.jsonl and plots each key against env frames (agent steps times the run's
+action repeat), one line per run and key, with optional horizontal baselines such as a random policy.
 """
 import argparse
 import json
@@ -33,24 +33,26 @@ def read_curve(logdir, key):
     return np.array(steps), np.array(values)
 
 
-def plot(logdirs, out, key='eval/return', baselines=(), title=None):
+def plot(logdirs, out, keys=('eval/return',), baselines=(), title=None):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
     plotted = 0
     for logdir in logdirs:
-        steps, values = read_curve(logdir, key)
-        if len(steps):
-            ax.plot(steps, values, marker='o', markersize=3, label=pathlib.Path(logdir).name)
-            plotted += 1
+        for key in keys:
+            steps, values = read_curve(logdir, key)
+            if len(steps):
+                label = pathlib.Path(logdir).name + (f' {key}' if len(keys) > 1 else '')
+                ax.plot(steps, values, marker='o', markersize=3, label=label)
+                plotted += 1
     if not plotted:
-        raise ValueError(f"no run has values for '{key}'")
+        raise ValueError(f"no run has values for {', '.join(map(repr, keys))}")
     for label, value in baselines:
         ax.axhline(value, color='gray', linestyle='--', label=label)
     ax.set_xlabel('env frames')
-    ax.set_ylabel(key)
-    ax.set_title(title or key)
+    ax.set_ylabel(keys[0] if len(keys) == 1 else 'return')
+    ax.set_title(title or ', '.join(keys))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -73,12 +75,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('logdirs', nargs='+')
     parser.add_argument('--out', required=True, help='PNG path')
-    parser.add_argument('--key', default='eval/return')
+    parser.add_argument('--key', action='append', help='metric to plot, repeatable (default: eval/return)')
     parser.add_argument('--baseline', action='append', type=_baseline, default=[], help='LABEL=VALUE, repeatable')
     parser.add_argument('--title', default=None)
     args = parser.parse_args(argv)
     try:
-        print(plot(args.logdirs, args.out, args.key, args.baseline, args.title))
+        print(plot(args.logdirs, args.out, args.key or ['eval/return'], args.baseline, args.title))
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
 
