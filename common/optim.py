@@ -25,19 +25,25 @@ class Optimizer:
 
     def __call__(self, tape, loss, variables):
         """Applies one update from `loss` recorded on `tape`; returns loss and gradient metrics."""
-        scaled = loss * self._scale if self._scaling else loss
-        grads = tape.gradient(scaled, variables)
+        # Scaling the seed of backprop equals scaling the loss on the tape, which has stopped recording.
+        seed = tf.cast(self._scale, loss.dtype) if self._scaling else None
+        grads = tape.gradient(loss, variables, output_gradients=seed)
         if self._scaling:
             grads = [g / self._scale for g in grads]
         norm = tf.linalg.global_norm(grads)
         grads, _ = tf.clip_by_global_norm(grads, self._clip, norm)
-        if self._scaling:
-            self._apply_if_finite(grads, variables, tf.math.is_finite(norm))
-        else:
+        metrics = {f'{self.name}_loss': loss}
+        if not self._scaling:
             self._adam.apply_gradients(zip(grads, variables))
-        metrics = {f'{self.name}_loss': loss, f'{self.name}_grad_norm': norm}
-        if self._scaling:
-            metrics[f'{self.name}_loss_scale'] = self._scale.read_value()
+            metrics[f'{self.name}_grad_norm'] = norm
+            return metrics
+        # An overflow is routine under loss scaling: the step is skipped and reported as such, so
+        # the training loop's non-finite check only fires on real divergence.
+        finite = tf.math.is_finite(norm)
+        self._apply_if_finite(grads, variables, finite)
+        metrics[f'{self.name}_grad_norm'] = tf.where(finite, norm, 0.0)
+        metrics[f'{self.name}_overflow'] = 1.0 - tf.cast(finite, tf.float32)
+        metrics[f'{self.name}_loss_scale'] = self._scale.read_value()
         return metrics
 
     def _apply_if_finite(self, grads, variables, finite):
