@@ -8,7 +8,9 @@ class Optimizer:
     def __init__(self, name, lr, eps, clip, wd, precision='float32'):
         self.name = name
         self._clip = clip
-        self._adam = keras.optimizers.Adam(lr, epsilon=eps, weight_decay=wd or None, name=name)
+        # Keras multiplies weight decay by the learning rate; `wd` is the per-step decay, as in
+        # DreamerV2's decoupled AdamW, so it is divided back out.
+        self._adam = keras.optimizers.Adam(lr, epsilon=eps, weight_decay=wd / lr if wd else None, name=name)
         # float16 gradients underflow without scaling; bfloat16 has float32's range and needs none.
         self._scaling = precision == 'mixed_float16'
         if self._scaling:

@@ -154,12 +154,16 @@ def test_open_svsg_gates_take_the_new_sample():
         np.testing.assert_array_equal(state['stoch'].numpy(), state['mean'].numpy())
 
 
-def test_eval_gates_take_the_bernoulli_mode():
+def test_eval_gates_take_their_mean_not_the_bernoulli_mode():
     core = make_core('vsg')
     post, _ = core.observe(*inputs())
     state = {k: v[:, 0] for k, v in post.items()}
     step = core.img_step(state, tf.ones([B, A]), sample=False)
-    np.testing.assert_array_equal(step['gate'].numpy(), (step['gate_prob'].numpy() > 0.5).astype(np.float32))
+    prob = step['gate_prob'].numpy()
+    assert prob.mean() < 0.5  # σ(u - 1) is near 0.27 at initialisation: a 0.5 threshold shuts most gates
+    np.testing.assert_array_equal(step['gate'].numpy(), prob)
+    cand, _, _ = core._cell(core._img_in(tf.concat([core._flat_stoch(state['stoch']), tf.ones([B, A])], -1)), state['deter'])
+    np.testing.assert_allclose(step['deter'].numpy(), prob * cand.numpy() + (1 - prob) * state['deter'].numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_straight_through_gradient_reaches_the_gate_logits():
@@ -211,7 +215,7 @@ def test_loss_is_the_kl_loss_plus_the_gate_term(name):
 
 def test_svsg_masked_kl_ignores_closed_dimensions():
     core = make_core('svsg')
-    gate = tf.constant([[1.0, 0.0]])
+    gate = tf.Variable([[1.0, 0.0]])
     post_mean = tf.Variable([[0.0, 3.0]])
     gates = {'gate': gate, 'gate_prob': tf.fill([1, 2], 0.5)}
     post = {'mean': post_mean, 'std': tf.constant([[1.0, 2.0]]), **gates}
@@ -221,8 +225,13 @@ def test_svsg_masked_kl_ignores_closed_dimensions():
     with tf.GradientTape() as tape:
         loss, metrics = core.loss(post, prior)
     np.testing.assert_allclose(metrics['kl'].numpy(), 0.5, rtol=1e-6)
-    grad = tape.gradient(loss, post_mean).numpy()
-    assert grad[0, 0] != 0 and grad[0, 1] == 0
+    mean_grad, gate_grad = [g.numpy() for g in tape.gradient(loss, [post_mean, gate])]
+    assert mean_grad[0, 0] != 0 and mean_grad[0, 1] == 0
+    # The mask passes its gradient on (paper's reference): d loss / d g_i = (1 - balance) KL_i, from the
+    # posterior-side term (the prior-side term stops the posterior, mask included). KL_1 =
+    # (2^2 + 5^2 - 1 - log 2^2) / 2 counts although its dimension is shut: opening it would cost that.
+    kl = np.array([0.5, 0.5 * (4 + 25 - 1 - np.log(4))])
+    np.testing.assert_allclose(gate_grad, [(1 - 0.8) * kl], rtol=1e-5)
 
 
 # Precision, training, selection.

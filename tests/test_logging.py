@@ -58,6 +58,48 @@ def test_plot_writes_a_png_with_baselines(tmp_path):
         plot.plot([run], tmp_path / 'none.png', keys=['train/return'])
 
 
+def _write_run(path, points, repeat=2, key='eval/return'):
+    path.mkdir(parents=True)
+    (path / 'metrics.jsonl').write_text(''.join(json.dumps({'step': s, key: r}) + '\n' for s, r in points))
+    if repeat:
+        elements.Config({'env': {'action_repeat': repeat}}).save(path / 'config.yaml')
+    return path
+
+
+def test_group_curve_is_the_mean_with_a_band_on_common_frames(tmp_path):
+    a = _write_run(tmp_path / 'a', [(0, 0.0), (100, 10.0), (200, 20.0), (300, 90.0)])
+    b = _write_run(tmp_path / 'b', [(0, 4.0), (100, 30.0), (100, 50.0), (200, 40.0)])  # resumed: 100 logged twice
+    frames, mean, low, high = plot.group_curve([a, b], 'eval/return', 'minmax')
+    assert frames.tolist() == [0, 200, 400]                     # only where both runs have data
+    np.testing.assert_allclose(mean, [2.0, 30.0, 30.0])       # b's repeated point keeps its last value
+    np.testing.assert_allclose(low, [0.0, 10.0, 20.0])
+    np.testing.assert_allclose(high, [4.0, 50.0, 40.0])
+    _, mean, low, high = plot.group_curve([a, b], 'eval/return', 'stderr')
+    np.testing.assert_allclose(high - mean, [2.0, 20.0, 10.0])   # std (ddof 1) / sqrt(2) = |a - b| / 2
+    np.testing.assert_allclose(mean - low, high - mean)
+
+
+def test_dreamerv2_logdirs_plot_in_env_frames_with_underscore_keys(tmp_path):
+    ours = _write_run(tmp_path / 'ours', [(50, 1.0), (100, 2.0)], repeat=8)
+    reference = _write_run(tmp_path / 'ref', [(400, 3.0), (800, 5.0)], repeat=0, key='eval_return')
+    assert plot.read_curve(reference, 'eval/return')[0].tolist() == [400, 800]
+    frames, mean, _, _ = plot.group_curve([ours, reference], 'eval/return')
+    assert frames.tolist() == [400, 800] and mean.tolist() == [2.0, 3.5]
+
+
+def test_plot_cli_groups_runs_by_glob_and_rejects_bad_input(tmp_path, capsys):
+    for seed in range(3):
+        _write_run(tmp_path / 'rssm' / f'seed_{seed}', [(0, seed), (100, 10.0 + seed)])
+    out = tmp_path / 'grouped.png'
+    plot.main(['--group', f'rssm={tmp_path}/rssm/seed_*', '--band', 'stderr', '--out', str(out), '--baseline', 'random=1'])
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    with pytest.raises(SystemExit, match='matches no run directory'):
+        plot.main(['--group', f'vsg={tmp_path}/vsg/*', '--out', str(out)])
+    with pytest.raises(SystemExit):
+        plot.main(['--group', 'no-equals-sign', '--out', str(out)])
+    assert "must look like LABEL=GLOB" in capsys.readouterr().err
+
+
 def test_benchmark_prints_every_field():
     result = subprocess.run(
         [sys.executable, '-m', 'vsg.bench', '--configs', 'debug', '--task', 'dmc_cartpole_balance'],

@@ -1,9 +1,9 @@
-"""Loss arithmetic against hand computations: λ-returns and KL balancing with free nats."""
+"""Loss arithmetic against hand computations: λ-returns, return normalisation, KL balancing with free nats."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from vsg.agent import lambda_return
+from vsg.agent import ReturnScale, lambda_return, percentiles
 from vsg.cores.rssm import RSSM
 
 
@@ -27,6 +27,58 @@ def test_lambda_return_limits_are_td0_and_monte_carlo():
     np.testing.assert_allclose(td0.numpy()[:, 0], [3.5, 3.5, 3.5])
     mc = lambda_return(reward, value, discount, 1.0)
     np.testing.assert_allclose(mc.numpy()[:, 0], [1 + 0.5 * (1 + 0.5 * 3.5), 1 + 0.5 * 3.5, 3.5])
+
+
+def test_percentiles_match_numpy_lower():
+    x = np.random.default_rng(0).normal(size=(15, 7)).astype(np.float32)
+    got = [p.numpy() for p in percentiles(tf.constant(x), (5, 95))]
+    np.testing.assert_array_equal(got, np.percentile(x, [5, 95], method='lower'))
+
+
+def test_return_scale_is_an_ema_of_the_percentile_range_floored_at_one():
+    scale = ReturnScale(decay=0.9)
+    returns = tf.constant(np.arange(101, dtype=np.float32))      # 5th percentile 5, 95th 95
+    first = scale(returns).numpy()
+    assert (scale.low.numpy(), scale.high.numpy()) == pytest.approx((0.5, 9.5))
+    assert first == pytest.approx(9.0)                           # EMA from zero: 0.1 * (95 - 5)
+    second = scale(returns).numpy()
+    assert second == pytest.approx(0.19 * 90)
+    small = ReturnScale(decay=0.0)
+    assert small(tf.constant([0.1, 0.2, 0.3])).numpy() == 1.0    # a range under 1 is not blown up
+
+
+def test_return_norm_divides_the_return_part_of_the_actor_gradient():
+    """The actor loss is -mean(w (R / S + η H)); with η = 0 and the same imagined rollout (same random
+    state), normalising by S scales the whole actor gradient by 1 / S."""
+    import gymnasium
+    from common import config as config_lib
+    from vsg.agent import Agent
+    config = config_lib.load(['--configs', 'debug', '--return_norm.on', 'True', '--return_norm.decay', '0',
+                              '--actor_ent', '0'])
+    agent = Agent({'image': gymnasium.spaces.Box(0, 255, (64, 64, 3), np.uint8)},
+                  {'action': gymnasium.spaces.Box(-1, 1, (2,), np.float32)}, config)
+    start = agent.wm.core.initial(4)
+    start['deter'] = tf.random.stateless_normal(start['deter'].shape, [0, 1]) * 3
+    rng_state = agent.rng.state.numpy()
+    grads = {}
+
+    def actor_grads(normalise):
+        agent.rng.state.assign(rng_state)
+        norm = agent.ac.return_scale
+        agent.ac.return_scale = norm if normalise else None
+        def capture(tape, loss, variables):
+            grads[normalise] = [g.numpy() for g in tape.gradient(loss, variables)]
+            return {}
+        metrics = agent.ac.train(agent.wm, start, capture, lambda *args: {}, agent.updates)
+        agent.ac.return_scale = norm
+        return float(metrics['return_scale'])
+
+    assert actor_grads(False) == 1.0
+    scale = actor_grads(True)
+    assert scale > 1.5  # the test would be empty at the floor
+    assert scale == pytest.approx(max(1.0, agent.ac.return_scale.high.numpy() - agent.ac.return_scale.low.numpy()))
+    for normed, plain in zip(grads[True], grads[False]):
+        np.testing.assert_allclose(normed * scale, plain, rtol=1e-4, atol=1e-8)
 
 
 def _gaussian_rssm(balance, free):

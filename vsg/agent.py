@@ -86,6 +86,31 @@ class WorldModel(keras.layers.Layer):
         return self._discount * self.cont(feat).mean()
 
 
+class ReturnScale(keras.layers.Layer):
+    """DreamerV3's return normaliser: an EMA of the 5th-to-95th percentile range of the λ-returns,
+    floored at 1 so that small returns are not blown up into noise. Calling it updates the EMA
+    with the batch and returns the scale (no gradient flows through it)."""
+
+    def __init__(self, decay, **kwargs):
+        super().__init__(**kwargs)
+        self._decay = decay
+        self.low = self.add_weight(shape=(), initializer='zeros', trainable=False, name='low')
+        self.high = self.add_weight(shape=(), initializer='zeros', trainable=False, name='high')
+
+    def call(self, returns):
+        low, high = percentiles(tf.stop_gradient(returns), (5, 95))
+        self.low.assign(self._decay * self.low + (1 - self._decay) * low)
+        self.high.assign(self._decay * self.high + (1 - self._decay) * high)
+        return tf.maximum(1.0, self.high - self.low)
+
+
+def percentiles(x, qs):
+    """The `qs` percentiles of all entries of `x` (nearest rank below, as in numpy's 'lower')."""
+    flat = tf.sort(tf.reshape(x, [-1]))
+    last = tf.cast(tf.size(flat) - 1, tf.float32)
+    return [flat[tf.cast(tf.floor(q / 100 * last), tf.int32)] for q in qs]
+
+
 class ActorCritic(keras.layers.Layer):
 
     def __init__(self, act_dim, discrete, config, rng, **kwargs):
@@ -104,6 +129,7 @@ class ActorCritic(keras.layers.Layer):
         self._lambda = config.discount_lambda
         self._ent_scale = config.actor_ent
         self._target_every = config.slow_target_update
+        self.return_scale = ReturnScale(config.return_norm.decay) if config.return_norm.on else None
         mlp = lambda cfg, out, name: nets.MLP(cfg.layers, cfg.units, cfg.act, out, name=name)
         self.actor = mlp(config.actor, act_dim if self._dist == 'onehot' else 2 * act_dim, 'actor')
         self.critic = mlp(config.critic, 1, 'critic')
@@ -138,10 +164,12 @@ class ActorCritic(keras.layers.Layer):
             # Later steps count less: they are reached only if the episode continues.
             weight = tf.stop_gradient(tf.math.cumprod(tf.concat([tf.ones_like(discount[:1]), discount[:-1]], 0)))
             policy = self.policy(tf.stop_gradient(feat[:-1]))
+            # Dividing by the return range makes `actor_ent` a fixed trade-off whatever the reward scale.
+            scale = self.return_scale(returns) if self.return_scale is not None else 1.0
             if self._grad == 'dynamics':
-                objective = returns
+                objective = returns / scale
             else:
-                advantage = tf.stop_gradient(returns - value[:-1])
+                advantage = tf.stop_gradient((returns - value[:-1]) / scale)
                 objective = policy.log_prob(tf.stop_gradient(action)) * advantage
             entropy = policy.entropy()
             actor_loss = -tf.reduce_mean(weight * (objective + self._ent_scale * entropy))
@@ -155,7 +183,8 @@ class ActorCritic(keras.layers.Layer):
             'imag_reward': tf.reduce_mean(reward), 'imag_return': tf.reduce_mean(returns),
             'imag_value': tf.reduce_mean(value), 'actor_ent': tf.reduce_mean(entropy),
             # Near 1 the actor sits at the action bounds, where the tanh mean stops learning.
-            'imag_action_mag': tf.reduce_mean(tf.abs(action))})
+            'imag_action_mag': tf.reduce_mean(tf.abs(action)),
+            'return_scale': tf.convert_to_tensor(scale, tf.float32)})
         return metrics
 
     def sync_target(self):

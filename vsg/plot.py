@@ -1,60 +1,109 @@
-"""Learning curves: `python -m vsg.plot LOGDIR [LOGDIR ...] --out curve.png [--key eval/return ...]`.
+"""Learning curves: `python -m vsg.plot [LOGDIR ...] [--group LABEL=GLOB ...] --out curve.png`.
 
-Reads each run's metrics.jsonl and plots each key against env frames (agent steps times the run's
-action repeat), one line per run and key, with optional horizontal baselines such as a random policy.
+Reads each run's metrics.jsonl and plots each key against env frames, one line per run and key. A
+`--group` gathers the runs its glob matches (e.g. the seeds of one core) into one line, their mean,
+with a band over runs (min-max, standard error or standard deviation). Horizontal baselines, such as
+a random policy, are drawn with `--baseline LABEL=VALUE`.
+
+Env frames are agent steps times the run's `env.action_repeat` from its config.yaml. A run without
+that key (e.g. a DreamerV2 reference logdir) is taken to log env frames already, and a key missing
+from it is looked up with '/' spelt '_' (DreamerV2 writes `eval_return` for our `eval/return`).
 """
 import argparse
+import glob
 import json
 import pathlib
 import sys
 
 import numpy as np
 
+BANDS = ('minmax', 'stderr', 'std')
+
 
 def read_curve(logdir, key):
-    """(env frames, values) of `key` in `logdir`/metrics.jsonl."""
+    """(env frames, values) of `key` in `logdir`/metrics.jsonl; a frame logged twice (a resumed run) keeps its last value."""
     logdir = pathlib.Path(logdir)
     path = logdir / 'metrics.jsonl'
     if not path.exists():
         raise FileNotFoundError(f'{path} does not exist; pass run directories written by vsg.train')
-    repeat = 1
-    config = logdir / 'config.yaml'
-    if config.exists():
-        import elements
-        repeat = elements.Config.load(config).env.action_repeat
-    steps, values = [], []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        if key in record:
-            steps.append(record['step'] * repeat)
-            values.append(record[key])
-    return np.array(steps), np.array(values)
+    repeat = _action_repeat(logdir / 'config.yaml')
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not any(key in record for record in records):
+        key = key.replace('/', '_')
+    curve = {record['step'] * repeat: record[key] for record in records if key in record}
+    frames = np.array(sorted(curve))
+    return frames, np.array([curve[f] for f in frames], float)
 
 
-def plot(logdirs, out, keys=('eval/return',), baselines=(), title=None):
+def _action_repeat(config_path):
+    if not config_path.exists():
+        return 1
+    import elements
+    config = elements.Config.load(config_path)
+    return config['env.action_repeat'] if 'env.action_repeat' in config.flat else 1
+
+
+def group_curve(logdirs, key, band='minmax'):
+    """(frames, mean, low, high) over the runs that have `key`, on the frames where every such run
+    has data (each run interpolated between its own points); None if no run has `key`."""
+    curves = [c for c in (read_curve(d, key) for d in logdirs) if len(c[0])]
+    if not curves:
+        return None
+    start, end = max(c[0][0] for c in curves), min(c[0][-1] for c in curves)
+    frames = np.unique(np.concatenate([c[0] for c in curves]))
+    frames = frames[(frames >= start) & (frames <= end)]
+    values = np.stack([np.interp(frames, *c) for c in curves])
+    mean = values.mean(0)
+    if band == 'minmax':
+        return frames, mean, values.min(0), values.max(0)
+    spread = values.std(0, ddof=1) if len(curves) > 1 else np.zeros_like(mean)
+    if band == 'stderr':
+        spread = spread / np.sqrt(len(curves))
+    return frames, mean, mean - spread, mean + spread
+
+
+def expand(pattern):
+    """The run directories (holding metrics.jsonl) that a glob matches, sorted; an error if none."""
+    runs = sorted(p for p in glob.glob(pattern) if (pathlib.Path(p) / 'metrics.jsonl').exists())
+    if not runs:
+        raise FileNotFoundError(f"'{pattern}' matches no run directory holding a metrics.jsonl")
+    return runs
+
+
+def plot(logdirs=(), out='curve.png', keys=('eval/return',), baselines=(), title=None, groups=(), band='minmax'):
+    """`groups` is a list of (label, [logdir, ...]); each is drawn as its mean with a `band`."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
+    if band not in BANDS:
+        raise ValueError(f"band '{band}' is not allowed; choose one of {', '.join(BANDS)}")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
     plotted = 0
+    suffix = lambda key: f' {key}' if len(keys) > 1 else ''
     for logdir in logdirs:
         for key in keys:
-            steps, values = read_curve(logdir, key)
-            if len(steps):
-                label = pathlib.Path(logdir).name + (f' {key}' if len(keys) > 1 else '')
-                ax.plot(steps, values, marker='o', markersize=3, label=label)
+            frames, values = read_curve(logdir, key)
+            if len(frames):
+                ax.plot(frames, values, marker='o', markersize=3, label=pathlib.Path(logdir).name + suffix(key))
                 plotted += 1
+    for label, runs in groups:
+        for key in keys:
+            curve = group_curve(runs, key, band)
+            if curve is None:
+                continue
+            frames, mean, low, high = curve
+            line, = ax.plot(frames, mean, label=f'{label} ({len(runs)} runs){suffix(key)}')
+            ax.fill_between(frames, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+            plotted += 1
     if not plotted:
         raise ValueError(f"no run has values for {', '.join(map(repr, keys))}")
     for label, value in baselines:
         ax.axhline(value, color='gray', linestyle='--', label=label)
     ax.set_xlabel('env frames')
     ax.set_ylabel(keys[0] if len(keys) == 1 else 'return')
-    ax.set_title(title or ', '.join(keys))
+    ax.set_title(title or ', '.join(keys) + (f' (mean, {band} band)' if groups else ''))
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     out = pathlib.Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -63,24 +112,37 @@ def plot(logdirs, out, keys=('eval/return',), baselines=(), title=None):
     return out
 
 
+def _pair(text, kind):
+    label, sep, value = text.rpartition('=')
+    if not sep or not label or not value:
+        raise argparse.ArgumentTypeError(f"{kind} '{text}' must look like LABEL={kind.upper()}")
+    return label, value
+
+
 def _baseline(text):
-    label, _, value = text.rpartition('=')
+    label, value = _pair(text, 'baseline')
     try:
-        return (label or 'baseline', float(value))
+        return label, float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"baseline '{text}' must look like LABEL=NUMBER") from None
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('logdirs', nargs='+')
+    parser.add_argument('logdirs', nargs='*', help='runs drawn one line each')
+    parser.add_argument('--group', action='append', default=[], type=lambda t: _pair(t, 'glob'),
+                        help="LABEL=GLOB, repeatable: the runs the glob matches as one mean line with a band (quote the glob)")
+    parser.add_argument('--band', default='minmax', choices=BANDS, help='band around a group mean (default: minmax)')
     parser.add_argument('--out', required=True, help='PNG path')
     parser.add_argument('--key', action='append', help='metric to plot, repeatable (default: eval/return)')
     parser.add_argument('--baseline', action='append', type=_baseline, default=[], help='LABEL=VALUE, repeatable')
     parser.add_argument('--title', default=None)
     args = parser.parse_args(argv)
+    if not args.logdirs and not args.group:
+        parser.error('give at least one LOGDIR or --group LABEL=GLOB')
     try:
-        print(plot(args.logdirs, args.out, args.key or ['eval/return'], args.baseline, args.title))
+        groups = [(label, expand(pattern)) for label, pattern in args.group]
+        print(plot(args.logdirs, args.out, args.key or ['eval/return'], args.baseline, args.title, groups, args.band))
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
 

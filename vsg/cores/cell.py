@@ -9,7 +9,7 @@ class GatedCell(keras.layers.Layer):
     Returns `(ĉ, g, p)`; callers mix with `gated_update(g, new, old)`, so one cell serves the RSSM
     (g = p, new = ĉ: DreamerV2's GRU), VSG (binary g, new = ĉ) and SVSG (binary g, new = a latent sample).
     Given `rng`, the gate is binary: g ~ Bernoulli(p) with a straight-through estimator so gradients
-    reach p; `sample=False` takes the Bernoulli mode instead. The -1 bias makes the cell keep its
+    reach p; `sample=False` uses the mean gate p instead. The -1 bias makes the cell keep its
     state by default early in training. Outputs are float32 whatever the compute precision."""
 
     def __init__(self, size, norm=True, rng=None, **kwargs):
@@ -31,10 +31,12 @@ class GatedCell(keras.layers.Layer):
     def _gate(self, prob, sample):
         if self._rng is None:
             return prob
-        if sample:  # Drawn from the core's generator so runs reproduce, also under XLA.
-            binary = tf.cast(self._rng.uniform(tf.shape(prob)) < prob, tf.float32)
-        else:
-            binary = tf.cast(prob > 0.5, tf.float32)
+        if not sample:
+            # The deterministic gate is its mean p, not the Bernoulli mode: the gate KL pulls p towards
+            # the prior (0.4 < 0.5), so thresholding at 0.5 would shut nearly every gate.
+            return prob
+        # Drawn from the core's generator so runs reproduce, also under XLA.
+        binary = tf.cast(self._rng.uniform(tf.shape(prob)) < prob, tf.float32)
         return binary + (prob - tf.stop_gradient(prob))  # Exactly binary forward, p's gradient backward.
 
 

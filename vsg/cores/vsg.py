@@ -72,8 +72,9 @@ class SVSG(VSG):
         return state['stoch']
 
     def kl(self, lhs, rhs):
-        # The mask selects terms; its gradient would only push gates shut to dodge the KL.
-        return tf.reduce_sum(tf.stop_gradient(lhs['gate']) * gaussian_kl(lhs, rhs), -1)
+        # As in the paper's reference, the straight-through gate passes the mask's gradient to p:
+        # a dimension whose update costs KL is pushed towards staying shut.
+        return tf.reduce_sum(lhs['gate'] * gaussian_kl(lhs, rhs), -1)
 
     def _recur(self, x, prev_state, sample):
         cand, gate, prob = self._cell(x, prev_state['stoch'], sample=sample)
