@@ -68,14 +68,14 @@ def _write_run(path, points, repeat=2, key='eval/return'):
 
 def test_group_curve_is_the_mean_with_a_band_on_common_frames(tmp_path):
     a = _write_run(tmp_path / 'a', [(0, 0.0), (100, 10.0), (200, 20.0), (300, 90.0)])
-    b = _write_run(tmp_path / 'b', [(0, 4.0), (100, 30.0), (100, 50.0), (200, 40.0)])  # resumed: 100 logged twice
+    b = _write_run(tmp_path / 'b', [(0, 4.0), (100, 20.0), (100, 40.0), (200, 40.0)])  # 100 logged twice
     frames, mean, low, high = plot.group_curve([a, b], 'eval/return', 'minmax')
     assert frames.tolist() == [0, 200, 400]                     # only where both runs have data
-    np.testing.assert_allclose(mean, [2.0, 30.0, 30.0])       # b's repeated point keeps its last value
+    np.testing.assert_allclose(mean, [2.0, 20.0, 30.0])       # b's two values at frame 200 average to 30
     np.testing.assert_allclose(low, [0.0, 10.0, 20.0])
-    np.testing.assert_allclose(high, [4.0, 50.0, 40.0])
+    np.testing.assert_allclose(high, [4.0, 30.0, 40.0])
     _, mean, low, high = plot.group_curve([a, b], 'eval/return', 'stderr')
-    np.testing.assert_allclose(high - mean, [2.0, 20.0, 10.0])   # std (ddof 1) / sqrt(2) = |a - b| / 2
+    np.testing.assert_allclose(high - mean, [2.0, 10.0, 10.0])   # std (ddof 1) / sqrt(2) = |a - b| / 2
     np.testing.assert_allclose(mean - low, high - mean)
 
 

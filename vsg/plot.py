@@ -21,7 +21,8 @@ BANDS = ('minmax', 'stderr', 'std')
 
 
 def read_curve(logdir, key):
-    """(env frames, values) of `key` in `logdir`/metrics.jsonl; a frame logged twice (a resumed run) keeps its last value."""
+    """(env frames, values) of `key` in `logdir`/metrics.jsonl; values logged at the same frame (several
+    eval episodes, a resumed run) are averaged."""
     logdir = pathlib.Path(logdir)
     path = logdir / 'metrics.jsonl'
     if not path.exists():
@@ -30,9 +31,12 @@ def read_curve(logdir, key):
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if not any(key in record for record in records):
         key = key.replace('/', '_')
-    curve = {record['step'] * repeat: record[key] for record in records if key in record}
+    curve = {}
+    for record in records:
+        if key in record:
+            curve.setdefault(record['step'] * repeat, []).append(record[key])
     frames = np.array(sorted(curve))
-    return frames, np.array([curve[f] for f in frames], float)
+    return frames, np.array([np.mean(curve[f]) for f in frames], float)
 
 
 def _action_repeat(config_path):

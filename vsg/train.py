@@ -103,9 +103,15 @@ def run(config):
     def save():
         checkpoint.save(logdir / CHECKPOINT, agent.variables, {'step': int(step)})
 
+    eval_means = logger_lib.Mean()  # An eval point is the mean over its `eval_eps` episodes.
+
     def log_episode(episode, worker, mode):
-        logger.add({'return': float(episode['reward'].sum()), 'length': len(episode['reward']) - 1}, prefix=mode)
-        if mode == 'eval' and worker == 0:
+        stats = {'return': float(episode['reward'].sum()), 'length': len(episode['reward']) - 1}
+        if mode == 'train':
+            logger.add(stats, prefix='train')
+            return
+        eval_means.add(stats, prefix='eval')
+        if worker == 0:
             logger.add({'policy': episode['image']}, prefix='eval_video')
 
     train_driver = driver_lib.Driver(train_envs)
@@ -176,6 +182,7 @@ def run(config):
             if should_eval(step):
                 eval_driver.reset()
                 eval_driver(eval_policy, episodes=config.eval_eps)
+                logger.add(eval_means.result())
                 logger.write()
             train_driver(train_policy, steps=min(config.eval_every, config.steps - int(step)))
         write_logs()
