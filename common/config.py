@@ -5,6 +5,7 @@ entry points can print it and exit non-zero instead of showing a traceback.
 """
 import difflib
 import pathlib
+import textwrap
 
 import elements
 from ruamel.yaml import YAML
@@ -22,12 +23,25 @@ POSITIVE = (
     'steps', 'batch_size', 'batch_length', 'imag_horizon', 'train_every', 'train_steps',
     'env.action_repeat', 'env.time_limit', 'env.amount', 'eval_eps', 'log_every', 'save_every',
     'rssm.deter', 'rssm.hidden', 'rssm.stoch', 'encoder.depth', 'decoder.depth', 'svsg.stoch', 'svsg.hidden')
+NON_NEGATIVE = ('status_every',)
 UNIT_INTERVAL = ('discount', 'discount_lambda', 'kl.balance', 'return_norm.decay')
 OPEN_UNIT_INTERVAL = ('gate.prior',)  # A Bernoulli prior of 0 or 1 makes the gate KL infinite.
+# The range tables with their test and what a value must do, shared by validation and --help.
+RANGES = (
+    (POSITIVE, lambda value: value >= 1, 'be a positive integer'),
+    (NON_NEGATIVE, lambda value: value >= 0, 'be 0 or more'),
+    (UNIT_INTERVAL, lambda value: 0 <= value <= 1, 'lie in [0, 1]'),
+    (OPEN_UNIT_INTERVAL, lambda value: 0 < value < 1, 'lie in (0, 1), both ends excluded'),
+)
+HELP_FLAGS = ('--help', '-h')
 
 
 class ConfigError(ValueError):
     pass
+
+
+class HelpRequested(Exception):
+    """Raised by load() for --help or -h; the message is the help text to print."""
 
 
 def read_blocks(path=CONFIGS_FILE):
@@ -35,33 +49,61 @@ def read_blocks(path=CONFIGS_FILE):
 
 
 def load(argv, path=CONFIGS_FILE):
-    """Parses `[--configs NAME ...] [--key value ...]` into a validated elements.Config."""
+    """Parses `[--configs NAME ...] [--key value ...]` into a validated elements.Config.
+
+    With --help or -h anywhere, raises HelpRequested holding help_text() for the named configs
+    given; other flags are ignored, so help still works next to a mistyped one.
+    """
     blocks = read_blocks(path)
-    names, rest = _split_configs_flag(argv)
+    names, rest = _split_configs_flag([arg for arg in argv if arg not in HELP_FLAGS])
     config = elements.Config(blocks['defaults'])
     for name in names:
         if name not in blocks or name == 'defaults':
             allowed = ', '.join(k for k in blocks if k != 'defaults')
             raise ConfigError(f"unknown named config '{name}'; allowed: {allowed}")
         config = _update(config, blocks[name], f"named config '{name}'")
+    if any(arg in HELP_FLAGS for arg in argv):
+        raise HelpRequested(help_text(config, names, path))
     config = _parse_flags(config, rest)
     validate(config)
     return config
+
+
+def help_text(config, names=(), path=CONFIGS_FILE, width=100):
+    """The named configs with their comments, then every key of `config` (defaults merged with the
+    named configs `names`) with its value, allowed values and comment, grouped as in configs.yaml."""
+    comments = _comments(pathlib.Path(path).read_text())
+    lines = ['usage: [--configs NAME ...] [--KEY VALUE ...]', '', 'Named configs, merged over defaults in the order given:']
+    for name in read_blocks(path):
+        if name != 'defaults':
+            above, inline = comments.get(name, ((), ''))
+            lines.append(_notes(f'  {name:<11} ', [' '.join([*above, inline]).strip()], width))
+    lines += ['', f"Keys with their values from {' + '.join(['defaults', *names])}:"]
+    flags = {key: f'  --{key} {_flag_value(value)}' for key, value in config.flat.items()}
+    column = max(len(flag) for flag in flags.values()) + 2
+    group, group_nested = None, False
+    for key, flag in flags.items():
+        top = key.split('.')[0]
+        above, inline = comments.get(f'defaults.{top}', ((), ''))
+        nested = top != key  # A nested block's comments head its group; a key's end comment follows it.
+        if top != group:
+            if above or nested or group_nested:
+                lines.append('')
+            headings = [*above, inline] if nested else above
+            lines += [textwrap.fill(text, width, initial_indent='  # ', subsequent_indent='  # ') for text in headings if text]
+            group, group_nested = top, nested
+        lines.append(_notes(flag.ljust(column), [_rule(key), '' if nested else inline], width))
+    return '\n'.join(lines)
 
 
 def validate(config):
     for key, allowed in CHOICES.items():
         if config[key] not in allowed:
             raise ConfigError(f"{key}={config[key]!r} is not allowed; choose one of {', '.join(allowed)}")
-    for key in POSITIVE:
-        if config[key] < 1:
-            raise ConfigError(f'{key}={config[key]} must be a positive integer')
-    for key in UNIT_INTERVAL:
-        if not 0 <= config[key] <= 1:
-            raise ConfigError(f'{key}={config[key]} must lie in [0, 1]')
-    for key in OPEN_UNIT_INTERVAL:
-        if not 0 < config[key] < 1:
-            raise ConfigError(f'{key}={config[key]} must lie in (0, 1), both ends excluded')
+    for keys, test, rule in RANGES:
+        for key in keys:
+            if not test(config[key]):
+                raise ConfigError(f'{key}={config[key]} must {rule}')
     if tuple(config.env.size) != (64, 64):
         raise ConfigError(f'env.size={list(config.env.size)} is not supported; the CNN takes 64 64 images')
     if config.rssm.discrete < 0:
@@ -106,6 +148,47 @@ def _parse_flags(config, argv):
         return elements.Flags(config).parse(argv, help_exits=True)
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f'bad flags: {_message(e)}') from None
+
+
+def _rule(key):
+    if key in CHOICES:
+        return f"must be one of {', '.join(CHOICES[key])}"
+    return next((f'must {rule}' for keys, _, rule in RANGES if key in keys), '')
+
+
+def _notes(head, notes, width):
+    """`head` followed by the non-empty `notes`, wrapped under their first column."""
+    text = '; '.join(note for note in notes if note)
+    return textwrap.fill(text, width, initial_indent=head, subsequent_indent=' ' * len(head)) if text else head.rstrip()
+
+
+def _flag_value(value):
+    """A value as a flag takes it."""
+    if isinstance(value, (tuple, list)):
+        return ','.join(str(item) for item in value)
+    return str(value) if value != '' else "''"
+
+
+def _comments(text):
+    """{name: (comment lines right above, comment at the line's end)} for each top-level block of
+    configs.yaml (name `dmc`) and each key inside one (name `defaults.rssm`). The file keeps one
+    key per line and no ' #' inside values, which is all this line-based read relies on."""
+    comments, above, block = {}, [], None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith('#'):
+            above.append(stripped.lstrip('#').strip())
+            continue
+        if stripped:
+            content, _, inline = line.partition(' #')
+            key = content.strip().split(':')[0]
+            if line[0].isspace():
+                key = f'{block}.{key}'
+            else:
+                block = key
+            comments[key] = (tuple(above), inline.strip())
+        above = []
+    return comments
 
 
 def _suggest(key, config):

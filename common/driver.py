@@ -41,12 +41,12 @@ class Driver:
             self._episodes = [[] for _ in self._envs]
             self._obs = self._resolve([_request(env, 'reset') for env in self._envs])
             for i, obs in enumerate(self._obs):
-                self._record(i, obs, np.zeros(self._act_space.shape, self._act_space.dtype))
+                self._record(i, obs, zero_action(self._act_space))
             step += len(self._envs)
         while step < steps or episode < episodes:
             batch = {key: np.stack([obs[key] for obs in self._obs]) for key in self._obs[0]}
             actions, self._state = policy(batch, self._state)
-            actions = np.asarray(actions, self._act_space.dtype)
+            actions = np.asarray(actions, np.float32)
             self._obs = self._resolve([_request(env, 'step', a) for env, a in zip(self._envs, actions)])
             for i, obs in enumerate(self._obs):
                 self._record(i, obs, actions[i])
@@ -55,7 +55,7 @@ class Driver:
                 if obs['is_last']:
                     episode += 1
                     self._obs[i] = self._envs[i].reset()
-                    self._record(i, self._obs[i], np.zeros_like(actions[i]))
+                    self._record(i, self._obs[i], zero_action(self._act_space))
                     step += 1
         return step, episode
 
@@ -83,6 +83,12 @@ def _request(env, method, *args):
         return getattr(env, method)(*args, blocking=False)
     result = getattr(env, method)(*args)
     return lambda: result
+
+
+def zero_action(act_space):
+    """The action recorded with an episode's first obs: zeros shaped as the policy's actions, which
+    for a discrete space (one with `n`, such as gymnasium's Discrete) are one-hot vectors."""
+    return np.zeros((act_space.n,) if hasattr(act_space, 'n') else act_space.shape, np.float32)
 
 
 def random_policy(act_space, rng):

@@ -1,21 +1,45 @@
 """Metrics go to the terminal, `metrics.jsonl` and TensorBoard event files in the logdir.
 
-Values logged through one elements.Logger: scalars go everywhere; 1-D arrays become TensorBoard
-histograms, 3-D arrays images, and 4-D [T, H, W, C] uint8 arrays GIF videos.
+Values logged through one elements.Logger: scalars go to metrics.jsonl and TensorBoard, and the
+few in TERMINAL_KEYS to the terminal too; 1-D arrays become TensorBoard histograms, 3-D arrays
+images, and 4-D [T, H, W, C] uint8 arrays GIF videos. Status prints a progress line between logs.
 """
+import time
+
 import elements
 import numpy as np
 
 from common.video import encode_gif
 
+TERMINAL_KEYS = (
+    'train/return', 'eval/return', 'train/model_opt_loss', 'train/image_loss', 'train/reward_loss', 'train/kl',
+    'train/gate_open_mean', 'train/actor_opt_loss', 'train/critic_opt_loss', 'train/actor_ent',
+    'train/imag_action_mag', 'stats/updates_per_s', 'stats/env_frames')
+
 
 def make(logdir, step):
     outputs = [
-        elements.logger.TerminalOutput(),
+        TerminalOutput(TERMINAL_KEYS),
         elements.logger.JSONLOutput(logdir, 'metrics.jsonl', parallel=False),
         TensorBoardOutput(logdir),
     ]
     return elements.Logger(step, outputs)
+
+
+class TerminalOutput(elements.logger.TerminalOutput):
+    """Prints only the scalars named in `keys`, in that order. (elements' own `pattern` filter
+    would head every block with the whole pattern.)"""
+
+    def __init__(self, keys):
+        super().__init__()
+        self._order = {key: index for index, key in enumerate(keys)}
+
+    def __call__(self, summaries):
+        # A summary is (step, name, value).
+        chosen = sorted((summary for summary in summaries if summary[1] in self._order),
+                        key=lambda summary: self._order[summary[1]])
+        if chosen:
+            super().__call__(chosen)
 
 
 class TensorBoardOutput(elements.logger.AsyncOutput):
@@ -74,3 +98,60 @@ class Mean:
         means = {key: total / self._counts[key] for key, total in self._sums.items()}
         self._sums, self._counts = {}, {}
         return means
+
+
+class Rates:
+    """Agent steps and updates per second of wall-clock time since the previous call.
+
+    `counts()` returns the current (agent steps, updates)."""
+
+    def __init__(self, counts, clock=time.monotonic):
+        self._counts, self._clock = counts, clock
+        self._last = (clock(), *counts())
+
+    def __call__(self):
+        """Returns (agent steps, updates, agent steps/s, updates/s)."""
+        now, (steps, updates) = self._clock(), self._counts()
+        then, then_steps, then_updates = self._last
+        self._last = (now, steps, updates)
+        elapsed = max(now - then, 1e-9)
+        return steps, updates, (steps - then_steps) / elapsed, (updates - then_updates) / elapsed
+
+
+class Status:
+    """A progress line every `every` seconds of wall-clock time (0: never): the phase, agent steps
+    out of `total_steps` (training steps; evaluation does not advance them), env frames, updates/s
+    and env frames/s since the previous line, the time left for the remaining agent steps at that
+    rate, and the last eval return. Set `phase` and `eval_return` as the run goes.
+
+    maybe_print() only reads the clock until a line is due, so it is cheap enough for every step.
+    """
+
+    def __init__(self, every, total_steps, action_repeat, counts, clock=time.monotonic):
+        self.phase = 'start'
+        self.eval_return = None
+        self._every, self._total, self._repeat = every, total_steps, action_repeat
+        self._clock = clock
+        self._rates = Rates(counts, clock)
+        self._printed = clock()
+
+    def maybe_print(self):
+        now = self._clock()
+        if not self._every or now - self._printed < self._every:
+            return
+        self._printed = now
+        steps, _, steps_per_s, updates_per_s = self._rates()
+        left = max(self._total - steps, 0)
+        eta = _duration(left / steps_per_s) if steps_per_s > 0 else '-'
+        last_eval = '-' if self.eval_return is None else f'{self.eval_return:.1f}'
+        print(f'status: {self.phase} | agent step {steps:,}/{self._total:,} | env frames {steps * self._repeat:,} | '
+              f'{updates_per_s:.2f} updates/s | {steps_per_s * self._repeat:.1f} env frames/s | ETA {eta} | '
+              f'last eval return {last_eval}', flush=True)
+
+
+def _duration(seconds):
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f'{hours}h{minutes:02d}m'
+    return f'{minutes}m{seconds:02d}s' if minutes else f'{seconds}s'

@@ -1,42 +1,63 @@
 """Environments: `envs.make('<suite>_<task>')` is the only door (DESIGN.md section 5).
 
 Nothing in this package imports TensorFlow: env workers must stay free of it to render.
+Importing it also registers every env with gymnasium as `vsg/Env-v0` (see envs.as_gymnasium).
 """
 
 import functools
 import importlib
 import numbers
 
+import gymnasium
+
 from envs import rendering  # noqa: F401  (sets the headless GL default before MuJoCo loads)
+from envs import wrappers
 from envs.process import ProcessEnv
 
-# Suite prefix -> 'module:class', imported only when used, so that a process that merely
-# makes parallel envs (the trainer, holding TensorFlow) never loads a physics engine.
+# Suite prefix -> (its env class as 'module:class', the settings its constructor takes besides
+# the task and seed: the config's `env.<suite>` block). Imported only when used, so that a process
+# that merely makes parallel envs (the trainer, holding TensorFlow) never loads a physics engine.
 SUITES = {
-    'dmc': 'envs.dmc:DMC',
+    'dmc': ('envs.dmc:DMC', ('camera',)),
+    'grid': ('envs.grid:Grid', ('side',)),
+    'gym': ('envs.gym:Gym', ()),
 }
 
+gymnasium.register('vsg/Env-v0', entry_point='envs.as_gymnasium:GymnasiumEnv')
 
-def make(name, seed=0, size=(64, 64), action_repeat=2, time_limit=1000, camera=None,
-         parallel=True):
-    """Build env `name`, by default in a spawned worker process (see envs.process.ProcessEnv).
 
-    parallel=False builds it in this process, which must not have imported TensorFlow.
+def make(name, seed=0, size=(64, 64), action_repeat=2, time_limit=1000, parallel=True,
+         **settings):
+    """Build env `name` with the shared wrappers (envs.wrappers), by default in a spawned worker
+    process (see envs.process.ProcessEnv).
+
+    time_limit counts env frames, so an episode lasts at most time_limit / action_repeat agent
+    steps. `settings` are the suite's own (SUITES lists them). parallel=False builds the env in
+    this process, which must not have imported TensorFlow if the suite renders with MuJoCo.
     """
     _check_kwargs(size, action_repeat, time_limit)
     suite, _, task = name.partition('_')
     if suite not in SUITES or not task:
         raise ValueError(f"Unknown env '{name}': names are <suite>_<task> with suite one of "
                          f"{', '.join(SUITES)}.")
+    allowed = SUITES[suite][1]
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise ValueError(f"Unknown setting {', '.join(map(repr, unknown))} for suite {suite}; "
+                         f"allowed: {', '.join(allowed) or 'none'}.")
     constructor = functools.partial(
-        _construct, suite, task, seed=seed, size=tuple(size), action_repeat=action_repeat,
-        time_limit=time_limit, camera=camera)
+        _construct, suite, task, seed, tuple(size), action_repeat, time_limit, settings)
     return ProcessEnv(constructor, name) if parallel else constructor()
 
 
-def _construct(suite, task, **kwargs):
-    module, env_class = SUITES[suite].split(':')
-    return getattr(importlib.import_module(module), env_class)(task, **kwargs)
+def _construct(suite, task, seed, size, action_repeat, time_limit, settings):
+    module, env_class = SUITES[suite][0].split(':')
+    env = getattr(importlib.import_module(module), env_class)(task, seed=seed, **settings)
+    try:
+        return wrappers.wrap(env, size, action_repeat, time_limit)
+    except Exception:
+        env.close()
+        raise
 
 
 def _check_kwargs(size, action_repeat, time_limit):
@@ -46,7 +67,7 @@ def _check_kwargs(size, action_repeat, time_limit):
     if not _is_positive_int(action_repeat):
         raise ValueError(f'action_repeat must be an int >= 1, got {action_repeat!r}.')
     if not _is_positive_int(time_limit):
-        raise ValueError(f'time_limit must be an int >= 1 (env steps), got {time_limit!r}.')
+        raise ValueError(f'time_limit must be an int >= 1 (env frames), got {time_limit!r}.')
 
 
 def _is_positive_int(value):

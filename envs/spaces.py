@@ -1,23 +1,46 @@
-"""Spaces and action mapping shared by all suites (the obs dict of DESIGN.md section 3)."""
+"""Spaces and obs dicts shared by all suites and wrappers (the obs dict of DESIGN.md section 3)."""
 
 import gymnasium as gym
 import numpy as np
 
 
-def obs_space(size):
+def obs_space():
+    """The keys every obs carries; the RenderImage wrapper adds `image`, a suite may add extras."""
     flag = gym.spaces.Box(0, 1, (), bool)
     return {
-        'image': gym.spaces.Box(0, 255, tuple(size) + (3,), np.uint8),
         'reward': gym.spaces.Box(-np.inf, np.inf, (), np.float32),
         'is_first': flag, 'is_last': flag, 'is_terminal': flag,
     }
 
 
-def act_space(shape):
-    """Continuous actions as the agent sees them: the unit box, mapped by denormalize_action."""
-    return {'action': gym.spaces.Box(-1, 1, shape, np.float32)}
+def obs(reward=0.0, is_first=False, is_last=False, is_terminal=False):
+    """An obs dict of the keys in obs_space(), with their dtypes."""
+    return {'reward': np.float32(reward), 'is_first': bool(is_first), 'is_last': bool(is_last),
+            'is_terminal': bool(is_terminal)}
 
 
-def denormalize_action(action, low, high):
-    """Map the agent's [-1, 1] onto the env's [low, high] per dimension."""
-    return low + (np.clip(action, -1, 1) + 1) / 2 * (high - low)
+def image_space(size):
+    return gym.spaces.Box(0, 255, tuple(size) + (3,), np.uint8)
+
+
+def unit_box(shape):
+    """Continuous actions as the agent sees them (NormalizeAction maps them onto the env's bounds)."""
+    return gym.spaces.Box(-1, 1, shape, np.float32)
+
+
+class OneHot(gym.spaces.Box):
+    """Discrete actions as the agent sees them: one-hot float32 vectors of size `n`. The `n`
+    attribute marks the space as discrete for the agent, as it does on gymnasium's Discrete."""
+
+    def __init__(self, n, seed=None):
+        super().__init__(0, 1, (n,), np.float32, seed)
+        self.n = n
+
+    def sample(self, mask=None, probability=None):
+        return np.eye(self.n, dtype=np.float32)[self.np_random.integers(self.n)]
+
+    def contains(self, x):
+        return super().contains(x) and bool(np.count_nonzero(x) == 1 and np.max(x) == 1)
+
+    def __repr__(self):
+        return f'OneHot({self.n})'

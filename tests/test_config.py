@@ -1,6 +1,12 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from common import config as config_lib
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_named_blocks_merge_in_order_then_flags():
@@ -27,6 +33,7 @@ def test_flag_types_are_converted():
     (['--precision', 'fp8'], 'choose one of float32, mixed_float16, mixed_bfloat16'),
     (['--batch_size', '0'], 'batch_size=0 must be a positive integer'),
     (['--discount', '1.5'], 'discount=1.5 must lie in [0, 1]'),
+    (['--status_every', '-1'], 'status_every=-1 must be 0 or more'),
     (['--env.size', '32,32'], 'env.size=[32, 32] is not supported'),
 ])
 def test_bad_input_is_one_line_naming_the_problem(argv, fragment):
@@ -48,3 +55,42 @@ def test_every_named_config_is_valid():
     for name in config_lib.read_blocks():
         if name != 'defaults':
             config_lib.load(['--configs', name])
+
+
+def help_lines(argv):
+    with pytest.raises(config_lib.HelpRequested) as info:
+        config_lib.load(argv)
+    return str(info.value).splitlines()
+
+
+def key_line(lines, key):
+    return next(line for line in lines if line.split()[:1] == [f'--{key}'])
+
+
+@pytest.mark.parametrize('argv', [['vsg.train', '--help'], ['vsg.train', '-h'], ['vsg.bench', '--configs', 'dmc', '--help']])
+def test_help_prints_and_exits_zero_from_the_command_line(argv):
+    result = subprocess.run([sys.executable, '-m', *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert 'Named configs' in result.stdout and '--rssm.deter 200' in result.stdout
+    assert 'error' not in result.stderr
+
+
+def test_help_lists_named_configs_keys_grouped_and_allowed_values():
+    lines = help_lines(['--help'])
+    assert any(line.split()[:2] == ['dmc', "DreamerV2's"] for line in lines)  # with its comment
+    assert {'small', 'debug', 'vsg', 'svsg'} <= {line.split()[0] for line in lines if line.startswith('  ') and line.split()}
+    assert key_line(lines, 'rssm.deter').split()[:2] == ['--rssm.deter', '200']
+    assert key_line(lines, 'precision').endswith('must be one of float32, mixed_float16, mixed_bfloat16')
+    assert 'must lie in (0, 1)' in key_line(lines, 'gate.prior')
+    assert 'must be a positive integer' in key_line(lines, 'steps')
+    assert 'seconds between progress lines' in key_line(lines, 'status_every')  # the key's comment in configs.yaml
+    rssm = [i for i, line in enumerate(lines) if line.strip().startswith('--rssm.')]
+    assert rssm == list(range(rssm[0], rssm[0] + 6)) and lines[rssm[0] - 1] == ''  # one block, set apart
+
+
+def test_help_shows_values_merged_by_named_configs_and_ignores_other_flags():
+    lines = help_lines(['--configs', 'dmc', 'small', '--rssm.detr', '1', '-h'])
+    assert 'defaults + dmc + small' in '\n'.join(lines)
+    assert key_line(lines, 'rssm.deter').split()[:2] == ['--rssm.deter', '128']
+    assert key_line(lines, 'task').split()[:2] == ['--task', 'dmc_cartpole_balance']
+    assert key_line(lines, 'model_opt.lr').split()[:2] == ['--model_opt.lr', '0.0003']

@@ -64,3 +64,15 @@ def test_random_policy_respects_bounds_and_one_hot():
     assert actions.shape == (5, 3) and actions.dtype == np.float32 and np.all(np.abs(actions) <= 1)
     onehot, _ = random_policy(gymnasium.spaces.Discrete(4), rng)({'is_first': np.zeros(5, bool)}, None)
     assert onehot.shape == (5, 4) and np.all(onehot.sum(-1) == 1)
+
+
+def test_discrete_env_records_one_hot_zero_actions_and_stacks_episodes():
+    env = CountingEnv(0, 2)
+    env.act_space = {'action': gymnasium.spaces.Discrete(3)}
+    episodes = []
+    driver = Driver([env])
+    driver.on_episode(lambda episode, worker: episodes.append(episode))
+    driver(lambda obs, state: (np.eye(3, dtype=np.float32)[[1]], state), episodes=1)
+    actions = episodes[0]['action']
+    assert actions.dtype == np.float32
+    np.testing.assert_array_equal(actions, [[0, 0, 0], [0, 1, 0], [0, 1, 0]])

@@ -1,7 +1,9 @@
-"""Tests of envs/: spaces, seeding, time limit, action mapping, worker processes, render guard.
+"""Tests of envs/: spaces, seeding, time limit, action mapping, suites and their settings, the
+gymnasium registration, worker processes, render guard (the wrappers alone: test_wrappers.py).
 
 Other test modules import TensorFlow into this pytest process, so every env here renders in a
-spawned worker (the default), as in training; in-process rendering is tested in fresh processes.
+spawned worker (the default), as in training, except the gridworld, which draws with numpy;
+in-process rendering is tested in fresh processes.
 """
 
 import os
@@ -16,7 +18,7 @@ import numpy as np
 import pytest
 
 import envs
-from envs.spaces import denormalize_action
+from envs import grid, spaces
 
 SMALL = dict(size=(32, 32), time_limit=20)
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -114,14 +116,6 @@ def test_action_repeat_sums_rewards_of_substeps():
         np.testing.assert_array_equal(obs['image'], substeps[-1]['image'])
 
 
-def test_denormalize_action_maps_unit_box_onto_spec_bounds():
-    low, high = np.array([-2.0, 0.0]), np.array([2.0, 10.0])
-    np.testing.assert_allclose(denormalize_action(np.array([-1, -1]), low, high), low)
-    np.testing.assert_allclose(denormalize_action(np.array([1, 1]), low, high), high)
-    np.testing.assert_allclose(denormalize_action(np.array([0, 0.5]), low, high), [0, 7.5])
-    np.testing.assert_allclose(denormalize_action(np.array([-3, 3]), low, high), [-2, 10])
-
-
 @pytest.mark.parametrize('kwargs', [
     dict(size=(64,)), dict(size=(0, 64)), dict(size=(64.0, 64)), dict(action_repeat=0),
     dict(time_limit=0)])
@@ -137,6 +131,123 @@ def test_bad_names_raise_at_make_time():
     with pytest.raises(ValueError, match="'dmc_walker_wlak'.*dmc_walker_walk") as error:
         envs.make('dmc_walker_wlak')
     assert '\n' not in str(error.value)
+
+
+def test_unknown_suite_setting_is_a_one_line_error_naming_the_allowed_ones():
+    with pytest.raises(ValueError, match="'camra' for suite dmc; allowed: camera") as error:
+        envs.make('dmc_walker_walk', camra=2)
+    assert '\n' not in str(error.value)
+    with pytest.raises(ValueError, match="'side' for suite gym; allowed: none"):
+        envs.make('gym_CartPole-v1', side=3)
+
+
+GRID = dict(parallel=False, action_repeat=1, size=(16, 16), side=4)
+
+
+def grid_cells(image, side=4):
+    """(agent, target) cells read from a gridworld image; the agent hides a target it stands on."""
+    colours = image[::image.shape[0] // side, ::image.shape[1] // side]
+    agent, target = (np.argwhere(np.all(colours == colour, -1)) for colour in (grid.AGENT, grid.TARGET))
+    return tuple(agent[0]), tuple(target[0]) if len(target) else None
+
+
+def toward(agent, target):
+    """The action that moves the agent one cell closer to the target, rows first."""
+    if agent[0] != target[0]:
+        return 1 if target[0] < agent[0] else 2
+    return 3 if target[1] < agent[1] else 4
+
+
+def walk_to_target(env, obs):
+    """Steps straight to the target; returns the obs of those steps."""
+    steps = []
+    agent, target = grid_cells(obs['image'])
+    while agent != target:
+        obs = env.step(np.eye(5, dtype=np.float32)[toward(agent, target)])
+        steps.append(obs)
+        agent = grid_cells(obs['image'])[0]
+    return steps
+
+
+def test_grid_reach_ends_with_a_terminal_reward_on_the_target():
+    env = envs.make('grid_reach', **GRID)
+    assert isinstance(env.act_space['action'], spaces.OneHot) and env.act_space['action'].n == 5
+    first = env.reset()
+    assert first['image'].shape == (16, 16, 3) and first['image'].dtype == np.uint8
+    steps = walk_to_target(env, first)
+    assert 1 <= len(steps) <= 6
+    assert [float(obs['reward']) for obs in steps] == [0] * (len(steps) - 1) + [1]
+    assert [obs['is_last'] for obs in steps] == [False] * (len(steps) - 1) + [True]
+    assert steps[-1]['is_terminal']
+    assert_same_obs([first], [envs.make('grid_reach', **GRID).reset()])
+    images = {envs.make('grid_reach', seed=seed, **GRID).reset()['image'].tobytes() for seed in range(4)}
+    assert len(images) > 1
+
+
+def test_grid_collect_moves_the_target_and_ends_only_at_the_time_limit():
+    env = envs.make('grid_collect', time_limit=20, **GRID)
+    obs = env.reset()
+    steps = walk_to_target(env, obs)
+    assert float(steps[-1]['reward']) == 1 and not steps[-1]['is_last']
+    agent, target = grid_cells(steps[-1]['image'])
+    assert agent != target
+    stay = np.eye(5, dtype=np.float32)[0]
+    steps += [env.step(stay) for _ in range(20 - len(steps))]
+    assert steps[-1]['is_last'] and not any(obs['is_terminal'] for obs in steps)
+
+
+def test_gym_suite_renders_frames_and_maps_terminated_and_truncated():
+    env = envs.make('gym_CartPole-v1', action_repeat=1, size=(32, 32))
+    assert isinstance(env.act_space['action'], spaces.OneHot) and env.act_space['action'].n == 2
+    first = env.reset()
+    assert first['image'].shape == (32, 32, 3) and first['image'].min() < first['image'].max()
+    push = np.eye(2, dtype=np.float32)[0]
+    steps = [env.step(push)]
+    while not steps[-1]['is_last']:  # Pushing one way topples the pole: terminated.
+        steps.append(env.step(push))
+    assert len(steps) < 50 and steps[-1]['is_terminal']
+    assert all(float(obs['reward']) == 1 for obs in steps)
+    env.close()
+    limited = envs.make('gym_CartPole-v1', action_repeat=2, time_limit=4, size=(32, 32))
+    limited.reset()
+    alternate = [np.eye(2, dtype=np.float32)[i % 2] for i in range(2)]
+    steps = [limited.step(action) for action in alternate]
+    assert [obs['is_last'] for obs in steps] == [False, True] and not steps[-1]['is_terminal']
+    assert float(steps[0]['reward']) == 2
+    limited.close()
+    with pytest.raises(ValueError, match="gym_NoSuchEnv-v0") as error:
+        envs.make('gym_NoSuchEnv-v0')
+    assert '\n' not in str(error.value)
+
+
+def test_every_suite_passes_gymnasium_check_env_and_lists_its_settings(tmp_path):
+    # Renders DMC in process, so it runs in a fresh process without TensorFlow.
+    stdout = run_script(tmp_path, """
+        import importlib, inspect, warnings
+        import gymnasium
+        import numpy as np
+        from gymnasium.utils.env_checker import check_env
+        for suite, (path, settings) in envs.SUITES.items():
+            module, name = path.split(':')
+            parameters = list(inspect.signature(getattr(importlib.import_module(module), name)).parameters)
+            print(suite, parameters == ['task', 'seed', *settings])
+        for task in ('dmc_cartpole_balance', 'grid_reach', 'grid_collect', 'gym_CartPole-v1'):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                env = gymnasium.make('vsg/Env-v0', task=task, render_mode='rgb_array', time_limit=50)
+                check_env(env.unwrapped)
+                image, _ = env.reset(seed=3)
+                same = envs.make(task, seed=3, time_limit=50, parallel=False).reset()['image']
+                print(task, env.observation_space, env.action_space, np.array_equal(image, same),
+                      np.array_equal(env.render(), image), [str(w.message) for w in caught])
+                env.close()
+    """, tensorflow=False)
+    assert stdout.splitlines() == [
+        'dmc True', 'grid True', 'gym True',
+        'dmc_cartpole_balance Box(0, 255, (64, 64, 3), uint8) Box(-1.0, 1.0, (1,), float32) True True []',
+        'grid_reach Box(0, 255, (64, 64, 3), uint8) Discrete(5) True True []',
+        'grid_collect Box(0, 255, (64, 64, 3), uint8) Discrete(5) True True []',
+        'gym_CartPole-v1 Box(0, 255, (64, 64, 3), uint8) Discrete(2) True True []']
 
 
 def test_in_process_env_renders_without_tensorflow_and_refuses_once_it_is_imported(tmp_path):

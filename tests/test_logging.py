@@ -42,6 +42,67 @@ def test_tensorboard_holds_scalars_histograms_and_gif_videos(tmp_path):
     assert lines == [{'step': 7, 'train/loss': 1.5}]
 
 
+def test_terminal_shows_only_the_chosen_scalars_in_their_order(capsys):
+    output = logger_lib.TerminalOutput(['train/return', 'train/kl'])
+    output([(5, 'train/kl', np.asarray(0.5)), (5, 'train/prior_ent', np.asarray(3.0)),
+            (5, 'train/return', np.asarray(12.0))])
+    printed = capsys.readouterr().out
+    assert 'train/return 12 / train/kl 0.5' in printed and 'prior_ent' not in printed
+    output([(6, 'stats/replay_steps', np.asarray(9.0))])  # nothing chosen: no empty block
+    assert capsys.readouterr().out == ''
+
+
+class FakeClock:
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_status_prints_at_its_interval_with_rates_and_eta(capsys):
+    clock, counted = FakeClock(), {'steps': 1000, 'updates': 0, 'reads': 0}
+
+    def counts():
+        counted['reads'] += 1
+        return counted['steps'], counted['updates']
+
+    status = logger_lib.Status(30, total_steps=9000, action_repeat=8, counts=counts, clock=clock)
+    status.phase = 'train'
+    clock.now += 29
+    counted.update(steps=1300, updates=100)
+    status.maybe_print()
+    assert capsys.readouterr().out == '' and counted['reads'] == 1  # only the start was read
+    clock.now += 11
+    counted.update(steps=1600, updates=200)
+    status.maybe_print()
+    # Over 40 s: 600 steps (15/s, 120 frames/s at repeat 8), 200 updates (5/s); 7,400 steps left take 493 s.
+    assert capsys.readouterr().out == (
+        'status: train | agent step 1,600/9,000 | env frames 12,800 | 5.00 updates/s | 120.0 env frames/s | '
+        'ETA 8m13s | last eval return -\n')
+    clock.now += 29.9
+    status.maybe_print()
+    assert capsys.readouterr().out == ''  # the interval restarts at each line
+    clock.now += 0.1
+    status.phase, status.eval_return = 'eval', 382.46
+    status.maybe_print()  # evaluation does not advance agent steps: no rate, no ETA
+    assert capsys.readouterr().out.endswith('0.00 updates/s | 0.0 env frames/s | ETA - | last eval return 382.5\n')
+    clock.now += 30
+    counted.update(steps=1603)
+    status.maybe_print()  # 0.1 steps/s: 7,397 steps take 20 h 32 min
+    line = capsys.readouterr().out
+    assert line.startswith('status: eval | agent step 1,603/9,000 |') and '| ETA 20h32m |' in line
+
+
+def test_status_every_zero_never_prints(capsys):
+    clock = FakeClock()
+    status = logger_lib.Status(0, total_steps=10, action_repeat=1, counts=lambda: (0, 0), clock=clock)
+    clock.now += 1e6
+    status.maybe_print()
+    assert capsys.readouterr().out == ''
+
+
 def test_plot_writes_a_png_with_baselines(tmp_path):
     run = tmp_path / 'run'
     run.mkdir()

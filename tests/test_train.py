@@ -29,7 +29,7 @@ def replay_files(logdir):
 
 def test_killed_run_resumes_step_counter_and_replay(tmp_path):
     logdir = tmp_path / 'run'
-    args = TRAIN + ['--logdir', str(logdir), '--steps', '600']
+    args = TRAIN + ['--logdir', str(logdir), '--steps', '600', '--status_every', '1']
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     deadline = time.time() + 300
@@ -52,12 +52,15 @@ def test_killed_run_resumes_step_counter_and_replay(tmp_path):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f'Resumed from {logdir / "checkpoint.npz"} at step {killed_step}' in resumed.stdout
     assert 'Prefilling' not in resumed.stdout and 'Pretraining' not in resumed.stdout
+    assert f'Loaded {len(killed_files)} episodes' in resumed.stdout
+    assert 'status: train | agent step ' in resumed.stdout and '/600 | env frames ' in resumed.stdout
+    assert 'train/model_opt_loss' in resumed.stdout and 'stats/replay_steps' not in resumed.stdout  # terminal: a few
     assert checkpoint_step(logdir) >= 600
     files = replay_files(logdir)
     assert set(killed_files) < set(files), 'resumed run must keep the old episodes and add new ones'
     lines = [json.loads(line) for line in (logdir / 'metrics.jsonl').read_text().splitlines()]
     assert max(line['step'] for line in lines) >= 600
-    assert any('train/model_opt_loss' in line for line in lines)
+    assert any('train/model_opt_loss' in line and 'stats/replay_steps' in line for line in lines)
     assert any('eval/return' in line for line in lines)
     assert (logdir / 'config.yaml').exists()
 
@@ -79,9 +82,28 @@ def test_killed_run_resumes_step_counter_and_replay(tmp_path):
     assert Path(report['video']).stat().st_size > 0
 
 
+def test_discrete_actions_train_end_to_end_on_the_gridworld(tmp_path):
+    logdir = tmp_path / 'grid'
+    result = run([sys.executable, '-m', 'vsg.train', '--configs', 'debug', '--task', 'grid_reach',
+                  '--env.action_repeat', '1', '--env.time_limit', '50', '--logdir', str(logdir)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert checkpoint_step(logdir) >= 300
+    for name in replay_files(logdir):
+        with np.load(logdir / 'replay' / name) as episode:
+            actions = episode['action']
+            assert actions.dtype == np.float32 and actions.shape[1:] == (5,)
+            assert np.all(actions[0] == 0)
+            # One-hot up to the float rounding of straight-through samples.
+            np.testing.assert_allclose(np.sort(actions[1:], -1), np.eye(5)[[-1] * (len(actions) - 1)], atol=1e-6)
+    lines = [json.loads(line) for line in (logdir / 'metrics.jsonl').read_text().splitlines()]
+    assert any('eval/return' in line for line in lines)
+    assert any('train/actor_opt_loss' in line for line in lines)
+
+
 @pytest.mark.parametrize('extra, fragment', [
     (['--task', 'dmc_cartpole_nope'], "dmc_cartpole_nope"),
     (['--task', 'atari_pong'], "atari_pong"),
+    (['--task', 'gym_NoSuchEnv-v0'], "gym_NoSuchEnv-v0"),
     (['--rssm.detr', '4'], "unknown flag '--rssm.detr'"),
     (['--core', 'lstm'], "core='lstm' is not allowed"),
 ])

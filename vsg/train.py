@@ -23,7 +23,7 @@ def main(argv=None):
 
 
 def parse(argv, need_logdir=True):
-    """Loads the config or exits with one line naming what is wrong."""
+    """Loads the config, or prints the help for --help and exits, or exits with one line naming what is wrong."""
     try:
         config = config_lib.load(argv)
         if need_logdir and not config.logdir:
@@ -31,17 +31,23 @@ def parse(argv, need_logdir=True):
         from vsg import cores
         if config.core not in cores.CORES:
             raise config_lib.ConfigError(f"core={config.core!r} is not allowed; choose one of {', '.join(cores.CORES)}")
+    except config_lib.HelpRequested as request:
+        print(request)
+        sys.exit(0)
     except config_lib.ConfigError as e:
         sys.exit(f'error: {e}')
     return config
 
 
 def make_envs(config, count, seed):
-    """`count` envs seeded seed, seed+1, ...; a bad task name exits with envs.make's one-line reason."""
+    """`count` envs seeded seed, seed+1, ...; a bad task name or suite setting exits with envs.make's
+    one-line reason."""
+    suite = config.task.partition('_')[0]
+    # The task's suite settings, e.g. env.dmc.camera; a suite without settings has no block.
+    settings = dict(config.env.get(suite) or {}) if suite in envs.SUITES else {}
     kwargs = dict(
         size=tuple(config.env.size), action_repeat=config.env.action_repeat,
-        time_limit=config.env.time_limit, camera=None if config.env.camera < 0 else config.env.camera,
-        parallel=config.env.parallel)
+        time_limit=config.env.time_limit, parallel=config.env.parallel, **settings)
     made = []
     try:
         for i in range(count):
@@ -71,6 +77,19 @@ def make_agent(config, env, logdir):
     return agent, counters
 
 
+def load_replay(config, directory):
+    """The replay, with a resumed run's episodes reloaded: minutes for a large one, hence the two lines."""
+    files = sum(1 for _ in directory.glob('*.npz'))
+    if files:
+        print(f'Loading {files} replay episode files from {directory}.', flush=True)
+    start = time.monotonic()
+    replay = Replay(directory, capacity=config.replay.capacity, seed=config.seed)
+    if files:
+        print(f'Loaded {replay.num_episodes} episodes ({replay.num_steps:,} agent steps) '
+              f'in {time.monotonic() - start:.1f} s.', flush=True)
+    return replay
+
+
 def agent_policy(agent, mode, num_envs):
     """Adapts the compiled `agent.policy` to the driver's numpy interface."""
     def policy(obs, state):
@@ -93,12 +112,17 @@ def run(config):
 
     train_envs = make_envs(config, config.env.amount, config.seed)
     eval_envs = make_envs(config, 1, config.seed + 10_000)
-    replay = Replay(logdir / 'replay', capacity=config.replay.capacity, seed=config.seed)
+    replay = load_replay(config, logdir / 'replay')
     agent, counters = make_agent(config, train_envs[0], logdir)
     step = elements.Counter(counters.get('step', 0))
     logger = logger_lib.make(logdir, step)
     means = logger_lib.Mean()
-    fps = {'time': time.time(), 'step': int(step), 'updates': int(agent.updates.numpy())}
+
+    def counts():  # for throughput and progress
+        return int(step), int(agent.updates.numpy())
+
+    log_rates = logger_lib.Rates(counts)
+    status = logger_lib.Status(config.status_every, config.steps, config.env.action_repeat, counts)
 
     def save():
         checkpoint.save(logdir / CHECKPOINT, agent.variables, {'step': int(step)})
@@ -114,18 +138,24 @@ def run(config):
         if worker == 0:
             logger.add({'policy': episode['image']}, prefix='eval_video')
 
+    def count_step(tran, worker):
+        step.increment()
+        status.maybe_print()
+
     train_driver = driver_lib.Driver(train_envs)
     train_driver.on_step(lambda tran, worker: replay.add_step(tran, worker))
+    train_driver.on_step(count_step)
     train_driver.on_episode(lambda ep, worker: log_episode(ep, worker, 'train'))
     eval_driver = driver_lib.Driver(eval_envs)
+    eval_driver.on_step(lambda tran, worker: status.maybe_print())
     eval_driver.on_episode(lambda ep, worker: log_episode(ep, worker, 'eval'))
 
     prefill = max(0, config.prefill - replay.num_steps)
     if prefill:
         print(f'Prefilling replay with {prefill} random steps.')
+        status.phase = 'prefill'
         random_policy = driver_lib.random_policy(train_envs[0].act_space['action'], np_rng)
-        steps, _ = train_driver(random_policy, steps=prefill)
-        step.increment(steps)
+        train_driver(random_policy, steps=prefill)
         train_driver.reset()
     dataset = iter(replay.dataset(config.batch_size, config.batch_length, config.replay.prefetch))
 
@@ -138,11 +168,13 @@ def run(config):
 
     if not counters:
         print(f'Pretraining for {config.pretrain} updates.')
-        start = time.time()
+        status.phase = 'pretrain'
+        start = time.monotonic()
         for i in range(config.pretrain):
             train_step()
-            if i == 0 or (i + 1) % 25 == 0:
-                print(f'Pretrain update {i + 1}/{config.pretrain} ({time.time() - start:.0f} s, the first includes compiling).', flush=True)
+            if i == 0:
+                print(f'First update done in {time.monotonic() - start:.0f} s (compiling included).', flush=True)
+            status.maybe_print()
         save()
 
     should_train = elements.when.Every(config.train_every)
@@ -151,7 +183,6 @@ def run(config):
     should_eval = elements.when.Every(config.eval_every)
 
     def on_step(tran, worker):
-        step.increment()
         if should_train(step):
             for _ in range(config.train_steps):
                 train_step()
@@ -161,17 +192,13 @@ def run(config):
             save()
 
     def write_logs():
-        now = time.time()
-        updates = int(agent.updates.numpy())
-        elapsed = max(now - fps['time'], 1e-9)
+        steps, updates, steps_per_s, updates_per_s = log_rates()
         logger.add(means.result())
         logger.add({'open_loop': agent.video_prediction(next(dataset)).numpy()}, prefix='train_video')
         logger.add({
-            'env_steps_per_s': (int(step) - fps['step']) / elapsed,
-            'updates_per_s': (updates - fps['updates']) / elapsed,
-            'updates': updates, 'env_frames': int(step) * config.env.action_repeat,
+            'env_steps_per_s': steps_per_s, 'updates_per_s': updates_per_s,
+            'updates': updates, 'env_frames': steps * config.env.action_repeat,
             'replay_steps': replay.num_steps, 'replay_episodes': replay.num_episodes}, prefix='stats')
-        fps.update(time=now, step=int(step), updates=updates)
         logger.write()
 
     train_driver.on_step(on_step)
@@ -180,10 +207,14 @@ def run(config):
     try:
         while step < config.steps:
             if should_eval(step):
+                status.phase = 'eval'
                 eval_driver.reset()
                 eval_driver(eval_policy, episodes=config.eval_eps)
-                logger.add(eval_means.result())
+                result = eval_means.result()
+                status.eval_return = result['eval/return']
+                logger.add(result)
                 logger.write()
+            status.phase = 'train'
             train_driver(train_policy, steps=min(config.eval_every, config.steps - int(step)))
         write_logs()
         save()

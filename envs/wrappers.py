@@ -1,0 +1,166 @@
+"""The wrappers every suite goes through in envs.make, so that a suite only loads and renders its task.
+
+A suite env has `obs_space` and `act_space` (dicts of gymnasium spaces), `reset() -> obs` and
+`step(action) -> obs` with the keys of spaces.obs_space() (no image), `render(size) -> frame` (uint8
+[H, W, 3], of `size` where the suite can render at any size) and `close()`. `wrap` turns it into
+the env the agent sees (DESIGN.md section 3).
+"""
+
+import gymnasium as gym
+import numpy as np
+from PIL import Image
+
+from envs import spaces
+
+
+def wrap(env, size, action_repeat, time_limit):
+    """Innermost first: the time limit counts the suite's own steps (env frames) whatever the
+    action repeat; actions are mapped once per agent step and the image is rendered once per agent
+    step (rendering costs more than a physics step)."""
+    env = TimeLimit(env, time_limit)
+    env = ActionRepeat(env, action_repeat)
+    space = env.act_space['action']
+    if isinstance(space, gym.spaces.Discrete):
+        env = OneHotAction(env)
+    elif isinstance(space, gym.spaces.Box):
+        env = NormalizeAction(env)
+    else:
+        raise ValueError(f'Action space {space} is not supported; use a Box or a Discrete one.')
+    return RenderImage(env, size)
+
+
+class Wrapper:
+    """Passes everything through; subclasses replace what they change."""
+
+    def __init__(self, env):
+        self.env = env
+        self.obs_space = env.obs_space
+        self.act_space = env.act_space
+
+    def reset(self):
+        return self.env.reset()
+
+    def step(self, action):
+        return self.env.step(action)
+
+    def render(self, size):
+        return self.env.render(size)
+
+    def close(self):
+        self.env.close()
+
+
+class TimeLimit(Wrapper):
+    """Ends an episode (is_last, not is_terminal: the state is not terminal) after `frames` steps of
+    the wrapped env, and refuses a step when no episode is running."""
+
+    def __init__(self, env, frames):
+        super().__init__(env)
+        self._frames = frames
+        self._count = None  # Steps of the running episode; None when there is none.
+
+    def reset(self):
+        self._count = 0
+        return self.env.reset()
+
+    def step(self, action):
+        if self._count is None:
+            raise RuntimeError('step() called with no episode running (never reset, or the last '
+                               'obs had is_last=True); call reset() first.')
+        obs = self.env.step(action)
+        self._count += 1
+        if self._count >= self._frames:
+            obs = {**obs, 'is_last': True}
+        if obs['is_last']:
+            self._count = None
+        return obs
+
+
+class ActionRepeat(Wrapper):
+    """Repeats each action `repeat` times, summing the rewards; stops early when the episode ends."""
+
+    def __init__(self, env, repeat):
+        super().__init__(env)
+        self._repeat = repeat
+
+    def step(self, action):
+        reward = 0.0
+        for _ in range(self._repeat):
+            obs = self.env.step(action)
+            reward += float(obs['reward'])
+            if obs['is_last']:
+                break
+        return {**obs, 'reward': np.float32(reward)}
+
+
+class NormalizeAction(Wrapper):
+    """Takes Box actions in [-1, 1] (clipping beyond) and maps them onto the env's bounds."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self._env_space = env.act_space['action']
+        if not (np.all(np.isfinite(self._env_space.low)) and np.all(np.isfinite(self._env_space.high))):
+            raise ValueError(f'Cannot normalise the action space {self._env_space}: its bounds must be finite.')
+        self.act_space = {**env.act_space, 'action': spaces.unit_box(self._env_space.shape)}
+
+    def step(self, action):
+        action = _checked_shape(action, self.act_space['action'])
+        low, high = self._env_space.low, self._env_space.high
+        return self.env.step(denormalize_action(action, low, high).astype(self._env_space.dtype))
+
+
+class OneHotAction(Wrapper):
+    """Takes a Discrete space's actions as one-hot vectors (what the actor samples)."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self._start = int(env.act_space['action'].start)
+        self.act_space = {**env.act_space, 'action': spaces.OneHot(int(env.act_space['action'].n))}
+
+    def step(self, action):
+        action = _checked_shape(action, self.act_space['action'])
+        index = int(np.argmax(action))
+        # Straight-through samples differ from one-hot by float rounding only.
+        if not np.allclose(action, np.eye(len(action))[index], atol=1e-6):
+            raise ValueError(f'Action {action.tolist()} is not one-hot.')
+        return self.env.step(self._start + index)
+
+
+class RenderImage(Wrapper):
+    """Adds `image`: the suite's frame at `size` (height, width), resized if the suite cannot render
+    at that size. Outermost, so that it renders once per agent step, not per repeated frame."""
+
+    def __init__(self, env, size):
+        super().__init__(env)
+        self._size = tuple(size)
+        self.obs_space = {'image': spaces.image_space(self._size), **env.obs_space}
+
+    def reset(self):
+        return self._with_image(self.env.reset())
+
+    def step(self, action):
+        return self._with_image(self.env.step(action))
+
+    def _with_image(self, obs):
+        return {'image': resize(self.env.render(self._size), self._size), **obs}
+
+
+def denormalize_action(action, low, high):
+    """Map the agent's [-1, 1] onto [low, high] per dimension."""
+    low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    return low + (np.clip(action, -1, 1) + 1) / 2 * (high - low)
+
+
+def resize(frame, size):
+    """A uint8 RGB frame [H, W, 3] at `size` (height, width); bilinear, which pillow antialiases
+    when shrinking."""
+    if frame.shape[:2] == tuple(size):
+        return frame
+    return np.asarray(Image.fromarray(frame).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
+def _checked_shape(action, space):
+    action = np.asarray(action)
+    if action.shape != space.shape:
+        raise ValueError(f'Action shape {action.shape} does not match the action space {space}.')
+    return action
