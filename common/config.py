@@ -22,8 +22,8 @@ CHOICES = {
 POSITIVE = (
     'steps', 'batch_size', 'batch_length', 'imag_horizon', 'train_every', 'train_steps',
     'env.action_repeat', 'env.time_limit', 'env.amount', 'eval_eps', 'log_every', 'save_every',
-    'rssm.deter', 'rssm.hidden', 'rssm.stoch', 'encoder.depth', 'decoder.depth', 'svsg.stoch', 'svsg.hidden')
-NON_NEGATIVE = ('status_every',)
+    'keep_checkpoints', 'rssm.deter', 'rssm.hidden', 'rssm.stoch', 'encoder.depth', 'decoder.depth', 'svsg.stoch', 'svsg.hidden')
+NON_NEGATIVE = ('status_every', 'save_every_minutes')
 UNIT_INTERVAL = ('discount', 'discount_lambda', 'kl.balance', 'return_norm.decay')
 OPEN_UNIT_INTERVAL = ('gate.prior',)  # A Bernoulli prior of 0 or 1 makes the gate KL infinite.
 # The range tables with their test and what a value must do, shared by validation and --help.

@@ -20,7 +20,7 @@ def run(args, **kwargs):
 
 def checkpoint_step(logdir):
     with np.load(logdir / 'checkpoint.npz') as data:
-        return int(data['counter_step'])
+        return int(data['counters/step'])
 
 
 def replay_files(logdir):

@@ -71,7 +71,7 @@ def make_agent(config, env, logdir):
     if path.exists():
         try:
             counters = checkpoint.load(path, agent.variables)
-        except checkpoint.CheckpointMismatch as e:
+        except checkpoint.CheckpointError as e:
             sys.exit(f'error: {e}')
         print(f'Resumed from {path} at step {counters.get("step", 0)}.')
     return agent, counters
@@ -125,7 +125,7 @@ def run(config):
     status = logger_lib.Status(config.status_every, config.steps, config.env.action_repeat, counts)
 
     def save():
-        checkpoint.save(logdir / CHECKPOINT, agent.variables, {'step': int(step)})
+        checkpoint.save(logdir / CHECKPOINT, agent.variables, {'step': int(step)}, keep=config.keep_checkpoints)
 
     eval_means = logger_lib.Mean()  # An eval point is the mean over its `eval_eps` episodes.
 
@@ -180,6 +180,7 @@ def run(config):
     should_train = elements.when.Every(config.train_every)
     should_log = elements.when.Every(config.log_every)
     should_save = elements.when.Every(config.save_every)
+    save_clock = elements.when.Clock(60 * config.save_every_minutes or -1, first=False)  # -1: never
     should_eval = elements.when.Every(config.eval_every)
 
     def on_step(tran, worker):
@@ -188,7 +189,7 @@ def run(config):
                 train_step()
         if should_log(step):
             write_logs()
-        if should_save(step):
+        if should_save(step) or save_clock():
             save()
 
     def write_logs():
