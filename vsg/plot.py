@@ -96,7 +96,7 @@ def plot(logdirs=(), out='curve.png', keys=('eval/return',), baselines=(), title
             if curve is None:
                 continue
             frames, mean, low, high = curve
-            line, = ax.plot(frames, mean, label=f'{label} ({len(runs)} runs){suffix(key)}')
+            line, = ax.plot(frames, mean, label=f"{label} ({len(runs)} run{'s' if len(runs) > 1 else ''}){suffix(key)}")
             ax.fill_between(frames, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
             plotted += 1
     if not plotted:
