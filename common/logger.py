@@ -3,7 +3,14 @@
 Values logged through one elements.Logger: scalars go to metrics.jsonl and TensorBoard, and the
 few in TERMINAL_KEYS to the terminal too; 1-D arrays become TensorBoard histograms, 3-D arrays
 images, and 4-D [T, H, W, C] uint8 arrays GIF videos. Status prints a progress line between logs.
+
+One x-axis: the step of every record (jsonl `step`, TensorBoard step) is env frames, i.e. agent
+steps times the action repeat; agent steps are logged as the scalar AGENT_STEPS. Runs written
+before that logged agent steps; a metrics.jsonl without AGENT_STEPS is one of those.
 """
+import json
+import os
+import pathlib
 import time
 
 import elements
@@ -14,16 +21,48 @@ from common.video import encode_gif
 TERMINAL_KEYS = (
     'train/return', 'eval/return', 'train/model_opt_loss', 'train/image_loss', 'train/reward_loss', 'train/kl',
     'train/gate_open_mean', 'train/actor_opt_loss', 'train/critic_opt_loss', 'train/actor_ent',
-    'train/imag_action_mag', 'stats/updates_per_s', 'stats/env_frames')
+    'train/imag_action_mag', 'stats/updates_per_s', 'stats/agent_steps')
+AGENT_STEPS = 'stats/agent_steps'
+METRICS = 'metrics.jsonl'
 
 
-def make(logdir, step):
+def make(logdir, step, action_repeat):
+    """A logger whose records are stamped with env frames: the agent step counter `step` times
+    `action_repeat`."""
     outputs = [
         TerminalOutput(TERMINAL_KEYS),
-        elements.logger.JSONLOutput(logdir, 'metrics.jsonl', parallel=False),
+        elements.logger.JSONLOutput(logdir, METRICS, parallel=False),
         TensorBoardOutput(logdir),
     ]
-    return elements.Logger(step, outputs)
+    return elements.Logger(step, outputs, multiplier=action_repeat)
+
+
+def logs_frames(records):
+    """Whether metrics.jsonl records (dicts) are stamped with env frames (written since AGENT_STEPS)."""
+    return any(AGENT_STEPS in record for record in records)
+
+
+def convert_to_frames(logdir, action_repeat):
+    """Rewrites an older run's metrics.jsonl, stamped with agent steps, to env frames, so a resumed run
+    keeps one x-axis; appends an AGENT_STEPS record as the mark that it is done. Atomic; returns
+    whether anything was converted. (TensorBoard event files are left as they are.)"""
+    path = pathlib.Path(logdir) / METRICS
+    if not path.exists():
+        return False
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not records or logs_frames(records):
+        return False
+    for record in records:
+        record['step'] *= action_repeat
+    last = max(record['step'] for record in records)
+    records.append({'step': last, AGENT_STEPS: last // action_repeat})
+    temp = path.with_name(f'.{path.name}.tmp')
+    with open(temp, 'w') as file:
+        file.writelines(json.dumps(record) + '\n' for record in records)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temp, path)
+    return True
 
 
 class TerminalOutput(elements.logger.TerminalOutput):

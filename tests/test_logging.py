@@ -24,7 +24,7 @@ def read_events(logdir):
 
 def test_tensorboard_holds_scalars_histograms_and_gif_videos(tmp_path):
     step = elements.Counter(7)
-    logger = logger_lib.make(tmp_path, step)
+    logger = logger_lib.make(tmp_path, step, action_repeat=1)
     video = np.random.default_rng(0).integers(0, 255, (6, 16, 16, 3), np.uint8)
     logger.add({'loss': 1.5, 'rate': np.linspace(0, 1, 10)}, prefix='train')
     logger.add({'policy': video}, prefix='eval_video')
@@ -138,6 +138,19 @@ def test_group_curve_is_the_mean_with_a_band_on_common_frames(tmp_path):
     _, mean, low, high = plot.group_curve([a, b], 'eval/return', 'stderr')
     np.testing.assert_allclose(high - mean, [2.0, 10.0, 10.0])   # std (ddof 1) / sqrt(2) = |a - b| / 2
     np.testing.assert_allclose(mean - low, high - mean)
+
+
+def test_old_agent_step_logs_convert_to_frames_once_and_plot_the_same(tmp_path):
+    run = _write_run(tmp_path / 'old', [(0, 1.0), (50, 2.0), (100, 3.0)], repeat=8)
+    before = plot.read_curve(run, 'eval/return')
+    assert before[0].tolist() == [0, 400, 800]                  # no agent_steps mark: steps x repeat
+    assert logger_lib.convert_to_frames(run, 8)
+    records = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
+    assert [r['step'] for r in records] == [0, 400, 800, 800] and records[-1] == {'step': 800, 'stats/agent_steps': 100}
+    assert not logger_lib.convert_to_frames(run, 8)             # marked: a second resume leaves it
+    after = plot.read_curve(run, 'eval/return')
+    assert after[0].tolist() == before[0].tolist() and after[1].tolist() == before[1].tolist()
+    assert not list(run.glob('.*.tmp'))
 
 
 def test_dreamerv2_logdirs_plot_in_env_frames_with_underscore_keys(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tensorboard.util import tensor_util
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = [sys.executable, '-m', 'vsg.train', '--configs', 'debug', '--task', 'dmc_cartpole_balance']
@@ -59,7 +60,10 @@ def test_killed_run_resumes_step_counter_and_replay(tmp_path):
     files = replay_files(logdir)
     assert set(killed_files) < set(files), 'resumed run must keep the old episodes and add new ones'
     lines = [json.loads(line) for line in (logdir / 'metrics.jsonl').read_text().splitlines()]
-    assert max(line['step'] for line in lines) >= 600
+    # One x-axis: records are stamped with env frames (debug: action repeat 2), agent steps a scalar.
+    stamped = [line for line in lines if 'stats/agent_steps' in line]
+    assert stamped and all(line['step'] == 2 * line['stats/agent_steps'] for line in stamped)
+    assert max(line['stats/agent_steps'] for line in stamped) >= 600
     assert any('train/model_opt_loss' in line and 'stats/replay_steps' in line for line in lines)
     assert any('eval/return' in line for line in lines)
     assert (logdir / 'config.yaml').exists()
@@ -67,7 +71,9 @@ def test_killed_run_resumes_step_counter_and_replay(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     events = EventAccumulator(str(logdir), size_guidance={'tensors': 0, 'images': 0})
     events.Reload()
-    assert {'train/model_opt_loss', 'train/kl', 'eval/return', 'stats/env_steps_per_s'} <= set(events.Tags()['tensors'])
+    assert {'train/model_opt_loss', 'train/kl', 'eval/return', 'stats/env_frames_per_s'} <= set(events.Tags()['tensors'])
+    for record in events.Tensors('stats/agent_steps'):   # TensorBoard's step is env frames too
+        assert record.step == 2 * int(tensor_util.make_ndarray(record.tensor_proto))
     assert {'eval_video/policy', 'train_video/open_loop'} <= set(events.Tags()['images'])
     plotted = run([sys.executable, '-m', 'vsg.plot', str(logdir), '--out', str(tmp_path / 'curve.png'),
                    '--baseline', 'random=1.0'])

@@ -5,7 +5,8 @@ Reads each run's metrics.jsonl and plots each key against env frames, one line p
 with a band over runs (min-max, standard error or standard deviation). Horizontal baselines, such as
 a random policy, are drawn with `--baseline LABEL=VALUE`.
 
-Env frames are agent steps times the run's `env.action_repeat` from its config.yaml. A run without
+Runs of vsg.train log env frames. Older ones (no `stats/agent_steps` in their metrics.jsonl) logged
+agent steps, which are multiplied by the run's `env.action_repeat` from its config.yaml. A run without
 that key (e.g. a DreamerV2 reference logdir) is taken to log env frames already, and a key missing
 from it is looked up with '/' spelt '_' (DreamerV2 writes `eval_return` for our `eval/return`).
 """
@@ -17,6 +18,8 @@ import sys
 
 import numpy as np
 
+from common.logger import logs_frames
+
 BANDS = ('minmax', 'stderr', 'std')
 
 
@@ -27,8 +30,8 @@ def read_curve(logdir, key):
     path = logdir / 'metrics.jsonl'
     if not path.exists():
         raise FileNotFoundError(f'{path} does not exist; pass run directories written by vsg.train')
-    repeat = _action_repeat(logdir / 'config.yaml')
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    repeat = 1 if logs_frames(records) else _action_repeat(logdir / 'config.yaml')
     if not any(key in record for record in records):
         key = key.replace('/', '_')
     curve = {}

@@ -115,7 +115,9 @@ def run(config):
     replay = load_replay(config, logdir / 'replay')
     agent, counters = make_agent(config, train_envs[0], logdir)
     step = elements.Counter(counters.get('step', 0))
-    logger = logger_lib.make(logdir, step)
+    if counters and logger_lib.convert_to_frames(logdir, config.env.action_repeat):
+        print(f'Converted {logdir / logger_lib.METRICS} from agent steps to env frames.')
+    logger = logger_lib.make(logdir, step, config.env.action_repeat)
     means = logger_lib.Mean()
 
     def counts():  # for throughput and progress
@@ -197,8 +199,8 @@ def run(config):
         logger.add(means.result())
         logger.add({'open_loop': agent.video_prediction(next(dataset)).numpy()}, prefix='train_video')
         logger.add({
-            'env_steps_per_s': steps_per_s, 'updates_per_s': updates_per_s,
-            'updates': updates, 'env_frames': steps * config.env.action_repeat,
+            'env_frames_per_s': steps_per_s * config.env.action_repeat, 'updates_per_s': updates_per_s,
+            'updates': updates, 'agent_steps': steps,
             'replay_steps': replay.num_steps, 'replay_episodes': replay.num_episodes}, prefix='stats')
         logger.write()
 
@@ -213,7 +215,7 @@ def run(config):
                 eval_driver(eval_policy, episodes=config.eval_eps)
                 result = eval_means.result()
                 status.eval_return = result['eval/return']
-                logger.add(result)
+                logger.add({**result, logger_lib.AGENT_STEPS: int(step)})
                 logger.write()
             status.phase = 'train'
             train_driver(train_policy, steps=min(config.eval_every, config.steps - int(step)))
