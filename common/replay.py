@@ -21,10 +21,14 @@ import numpy as np
 class Replay:
     """Episodes on disk plus the newest `capacity` steps of them in memory, for sampling."""
 
-    def __init__(self, directory, capacity=None, seed=0):
+    def __init__(self, directory, capacity=None, seed=0, prioritize_ends=False):
+        """prioritize_ends: a start drawn within an episode's last `length` steps is moved back so the
+        sequence ends with the episode (DreamerV2's option): rare episode ends, such as scoring the last
+        object, are then seen `length` times as often."""
         self._directory = pathlib.Path(directory)
         self._directory.mkdir(parents=True, exist_ok=True)
         self._capacity = capacity
+        self._prioritize_ends = prioritize_ends
         self._rng = np.random.default_rng(seed)
         # sample() runs in the tf.data thread while the driver adds episodes in the main thread.
         # Episodes live in an immutable tuple that is swapped whole, so the lock only guards the swap.
@@ -86,7 +90,8 @@ class Replay:
         return path
 
     def sample(self, batch, length):
-        """Return {key: array [batch, length, ...]} of sequences with uniformly drawn start steps.
+        """Return {key: array [batch, length, ...]} of sequences with uniformly drawn start steps
+        (moved back from an episode's end under prioritize_ends).
 
         A sequence that runs past its episode's end continues into the chronologically next
         episode (the last wraps to the first); `is_first` marks where the model must reset.
@@ -101,6 +106,8 @@ class Replay:
         starts = self._rng.integers(0, ends[-1], size=batch)
         indices = np.searchsorted(ends, starts, side='right')
         offsets = starts - (ends - lengths)[indices]
+        if self._prioritize_ends:  # Episodes shorter than `length` still run on into the next one.
+            offsets = np.maximum(np.minimum(offsets, lengths[indices] - length), 0)
         sequences = {key: np.empty((batch, length, *shape), dtype) for key, (dtype, shape) in spec.items()}
         for row, (index, offset) in enumerate(zip(indices, offsets)):
             filled = 0

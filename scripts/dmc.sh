@@ -18,18 +18,8 @@ fi
 TASK=$1 MODEL=$2 SUFFIX=$3 GATE_PRIOR=$4 DIM=$5 SEED=$6
 shift 6
 
-if ! awk -v p="$GATE_PRIOR" 'BEGIN { exit !(p + 0 == p && p > 0 && p < 1) }'; then
-  echo "error: GATE_PRIOR '$GATE_PRIOR' must be a number in (0, 1), e.g. 0.4" >&2
-  exit 2
-fi
-GATE=(--gate.prior "$GATE_PRIOR" --gate.scale 0.1)
-case "$MODEL" in
-  DreamerV1) ARGS=(--configs dmc --rssm.deter "$DIM" --rssm.hidden "$DIM" --rssm.discrete 0) ;;
-  DreamerV2) ARGS=(--configs dmc --rssm.deter "$DIM" --rssm.hidden "$DIM" --rssm.discrete 32) ;;
-  VSG) ARGS=(--configs dmc vsg --rssm.deter "$DIM" --rssm.hidden "$DIM" --rssm.discrete 32 "${GATE[@]}") ;;
-  SVSG) ARGS=(--configs dmc svsg --svsg.stoch "$DIM" --svsg.hidden "$DIM" "${GATE[@]}") ;;
-  *) echo "error: MODEL '$MODEL' is not supported; choose DreamerV1, DreamerV2, VSG or SVSG" >&2; exit 2 ;;
-esac
+source "$(dirname "${BASH_SOURCE[0]}")/models.sh"
+model_args "$MODEL" "$GATE_PRIOR" "$DIM"
 
-exec "${PYTHON:-python}" -m vsg.train "${ARGS[@]}" --task "dmc_${TASK}" --steps 250000 --seed "$SEED" \
+exec "${PYTHON:-python}" -m vsg.train --configs dmc "${ARGS[@]}" --task "dmc_${TASK}" --steps 250000 --seed "$SEED" \
   --logdir "${LOGDIR:-logs/dmc}/dmc_${TASK}/${MODEL}_${SUFFIX}/seed_${SEED}" "$@"

@@ -282,9 +282,17 @@ def test_gate_prior_outside_the_open_unit_interval_is_a_config_error():
             config_lib.load(['--gate.prior', prior])
 
 
-def dmc_sh(*args):
+def script(name, *args):
     env = {**os.environ, 'PYTHON': 'echo', 'LOGDIR': '/runs'}   # echo prints the command it would run
-    return subprocess.run(['bash', 'scripts/dmc.sh', *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    return subprocess.run(['bash', f'scripts/{name}', *args], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def dmc_sh(*args):
+    return script('dmc.sh', *args)
+
+
+def bbs_sh(*args):
+    return script('bringbackshapes.sh', *args)
 
 
 @pytest.mark.parametrize('model, core, discrete', [
@@ -317,3 +325,38 @@ def test_dmc_sh_rejects_bad_arguments_in_one_line(model, prior, fragment):
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and not result.stdout
     assert len(lines) == 1 and lines[0].startswith(f'error: {fragment}')
+
+
+@pytest.mark.parametrize('model, core', [('DreamerV2', 'rssm'), ('VSG', 'vsg'), ('SVSG', 'svsg')])
+def test_bringbackshapes_sh_maps_every_argument(model, core):
+    result = bbs_sh(model, 'base', 'dense', '1000', '3', '2', 'True', 'false', 'True', '100', '1.5', '0.3', '4',
+                    '--batch_size', '4')
+    assert result.returncode == 0, result.stderr
+    argv = result.stdout.split()
+    config = config_lib.load(argv[2:])
+    assert config.core == core and config.task == 'bbs_dense' and config.seed == 4 and config.batch_size == 4
+    assert config.env.time_limit == 1000 and config.env.action_repeat == 4 and config.replay.prioritize_ends
+    assert dict(config.env.bbs) == {
+        'max_objects': 2, 'max_distractors': 3, 'variable_num_objects': True, 'variable_num_distractors': False,
+        'variable_goal_position': True, 'agent_view_size': 100, 'arena_scale': 1.5}
+    assert config.logdir == f'/runs/bbs_dense/{model}_base/seed_4'
+    if core != 'rssm':
+        assert config.gate.prior == 0.3
+
+
+@pytest.mark.parametrize('position, value, fragment', [
+    (2, 'shaped', "ENV_TYPE 'shaped' must be sparse or dense"),
+    (3, '3e3', "TL '3e3' must be a whole number"),
+    (6, 'yes', "VARIABLE_NUM_OBJECTS 'yes' must be True or False"),
+    (10, '0', "ARENA_SCALE '0' must be a number > 0"),
+    (11, '2', "GATE_PRIOR '2' must be a number in (0, 1)"),
+    (0, 'Dreamer', "MODEL 'Dreamer' is not supported"),
+])
+def test_bringbackshapes_sh_rejects_bad_arguments_in_one_line(position, value, fragment):
+    args = ['VSG', 'base', 'sparse', '3000', '0', '5', 'False', 'False', 'False', '125', '1.0', '0.4', '1']
+    args[position] = value
+    result = bbs_sh(*args)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and not result.stdout
+    assert len(lines) == 1 and lines[0].startswith(f'error: {fragment}')
+    assert bbs_sh(*args[:5]).returncode == 2   # too few arguments: the usage line

@@ -179,6 +179,29 @@ def test_start_steps_are_uniform_over_all_steps(tmp_path):
     assert np.all(np.abs(counts - expected) < 0.25 * expected), counts
 
 
+def test_prioritized_ends_move_late_starts_back_to_the_episode_end(tmp_path):
+    replay = Replay(tmp_path, seed=2, prioritize_ends=True)
+    lengths, length = [20, 40, 3], 5
+    for i, episode_length in enumerate(lengths):
+        replay.add_episode(make_episode(i, episode_length))
+    state = replay.sample(30000, length)['state']
+    episode, start = state[:, 0, 0], state[:, 0, 1]
+    long = episode < 2
+    # A sequence starting in a long episode stays inside it, so it never crosses an episode boundary.
+    assert np.all(state[long, :, 0] == episode[long, None])
+    assert np.all(start[long] <= np.array(lengths)[episode[long]] - length)
+    # Starts are uniform over the episode's steps, then clipped: the last start takes `length` of
+    # the L draws of its episode (5/20 and 5/40) where plain sampling would give it 1/L.
+    for i in (0, 1):
+        at_end = np.mean(start[episode == i] == lengths[i] - length)
+        assert abs(at_end - length / lengths[i]) < 0.03, (i, at_end)
+        inside = np.mean(start[episode == i] == 0)
+        assert abs(inside - 1 / lengths[i]) < 0.02, (i, inside)
+    # The 3-step episode is shorter than a sequence: it starts at 0 and runs on into the next episode.
+    short = episode == 2
+    assert np.all(start[short] == 0) and np.all(state[short, 3, 0] == 0)
+
+
 def test_sampling_is_reproducible_under_a_seed(tmp_path):
     writer = Replay(tmp_path)
     for i in range(3):

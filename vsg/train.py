@@ -83,7 +83,8 @@ def load_replay(config, directory):
     if files:
         print(f'Loading {files} replay episode files from {directory}.', flush=True)
     start = time.monotonic()
-    replay = Replay(directory, capacity=config.replay.capacity, seed=config.seed)
+    replay = Replay(directory, capacity=config.replay.capacity, seed=config.seed,
+                    prioritize_ends=config.replay.prioritize_ends)
     if files:
         print(f'Loaded {replay.num_episodes} episodes ({replay.num_steps:,} agent steps) '
               f'in {time.monotonic() - start:.1f} s.', flush=True)
