@@ -21,6 +21,9 @@ SUITES = {
     'dmc': ('envs.dmc:DMC', ('camera',)),
     'grid': ('envs.grid:Grid', ('side',)),
     'gym': ('envs.gym:Gym', ()),
+    'bbs': ('envs.bbs:BBS', ('max_objects', 'max_distractors', 'variable_num_objects',
+                             'variable_num_distractors', 'variable_goal_position', 'agent_view_size',
+                             'arena_scale')),
 }
 
 gymnasium.register('vsg/Env-v0', entry_point='envs.as_gymnasium:GymnasiumEnv')

@@ -37,6 +37,14 @@ class Wrapper:
         self.obs_space = env.obs_space
         self.act_space = env.act_space
 
+    def __getattr__(self, name):
+        """Other attributes are the wrapped env's (such as a suite's `expert_action` or
+        `render_arena`). Only called for names not found on the wrapper itself; dunder names and
+        `env` (not yet set while __init__ runs or unpickling) are not forwarded."""
+        if name == 'env' or name.startswith('__'):
+            raise AttributeError(name)
+        return getattr(self.env, name)
+
     def reset(self):
         return self.env.reset()
 
