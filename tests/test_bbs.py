@@ -342,6 +342,11 @@ def test_show_writes_a_gif_of_the_arena_beside_the_view(tmp_path, capsys):
     with Image.open(out) as gif:
         assert gif.n_frames == 6 and gif.size[1] == 64 and gif.size[0] > 64 + 64
     assert '6 frames' in capsys.readouterr().out
+    strip = tmp_path / 'bbs.png'
+    assert show.main(['--task', 'bbs_sparse', '--steps', '5', '--out', str(strip), '--frames', '3',
+                      '--max_objects', '1', '--height', '64']) == 0
+    with Image.open(strip) as image:   # three 64 px rows of arena | view, 4 px apart
+        assert image.format == 'PNG' and image.size == (gif.size[0], 3 * 64 + 2 * 4)
 
 
 def test_show_report_and_argument_errors(tmp_path, capsys):

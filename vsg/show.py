@@ -5,6 +5,7 @@
 
 The GIF shows one episode (at most --steps agent steps): for suites that can draw their whole arena
 (bbs), the arena beside the agent's view, both --height px high; otherwise the agent's view alone.
+An --out ending in .png writes --frames frames of the episode, evenly spaced, stacked top to bottom.
 --report N runs N episodes (seeds 0..N-1) of the expert and of uniform random actions and prints one
 JSON line: mean and std of the return and the success rate of each. Suite settings are plain
 options (--max_objects 2 --variable_goal_position true); values are ints, floats or true/false.
@@ -56,7 +57,8 @@ def _parser():
     parser.add_argument('--seed', type=int, default=0, help="the GIF episode's env seed (and the random policy's)")
     parser.add_argument('--steps', type=int, default=300,
                         help='agent steps at most in the GIF (the episode may end sooner)')
-    parser.add_argument('--out', default=None, help='GIF path to write (needed unless --report)')
+    parser.add_argument('--out', default=None, help='GIF (or PNG frame strip) path to write (needed unless --report)')
+    parser.add_argument('--frames', type=int, default=4, help='frames in a PNG strip')
     parser.add_argument('--size', type=int, default=64, help="side in px of the agent's view (the obs image)")
     parser.add_argument('--height', type=int, default=256, help='height in px of the GIF')
     parser.add_argument('--fps', type=int, default=15, help='GIF frames per second')
@@ -64,25 +66,27 @@ def _parser():
     parser.add_argument('--time_limit', type=int, default=3000, help='env frames per episode at most')
     parser.add_argument('--report', type=int, default=None, metavar='N',
                         help='run N episodes of the expert and of random actions; print their returns as JSON')
+    suites = {}  # setting -> the suites that take it (dmc and dcs share `camera`)
     for suite, (_, names) in envs.SUITES.items():
         for name in names:
-            parser.add_argument(f'--{name}', type=_setting, default=None, help=f'{suite} setting (envs.SUITES)')
-    return parser
+            suites.setdefault(name, []).append(suite)
+    for name, owners in suites.items():
+        parser.add_argument(f'--{name}', type=_setting, default=None, help=f"{', '.join(owners)} setting (envs.SUITES)")
+    return parser, suites
 
 
 def main(argv=None):
-    parser = _parser()
+    parser, suites = _parser()
     try:
         args = parser.parse_args(argv)
-        for name in ('steps', 'size', 'height', 'fps'):
+        for name in ('steps', 'size', 'height', 'fps', 'frames'):
             if getattr(args, name) < 1:
                 parser.error(f'--{name}={getattr(args, name)} must be at least 1')
         if args.report is not None and args.report < 1:
             parser.error(f'--report={args.report} must be at least 1')
         if args.report is None and args.out is None:
             parser.error('give --out FILE.gif (or --report N)')
-        settings = {name: getattr(args, name) for _, names in envs.SUITES.values() for name in names
-                    if getattr(args, name) is not None}
+        settings = {name: getattr(args, name) for name in suites if getattr(args, name) is not None}
         make = lambda seed: envs.make(args.task, seed=seed, size=(args.size, args.size),
                                       action_repeat=args.action_repeat, time_limit=args.time_limit,
                                       parallel=False, **settings)
@@ -98,7 +102,13 @@ def main(argv=None):
         return 0
     frames, total, obs = record(env, args.policy, args.seed, args.steps, args.height)
     env.close()
-    pathlib.Path(args.out).write_bytes(encode_gif(frames, args.fps))
+    if args.out.lower().endswith('.png'):
+        chosen = np.linspace(0, len(frames) - 1, min(args.frames, len(frames))).round().astype(int)
+        gap = np.full((4, frames[0].shape[1], 3), 255, np.uint8)
+        strip = np.concatenate([part for index in chosen for part in (frames[index], gap)][:-1], 0)
+        Image.fromarray(strip).save(args.out)
+    else:
+        pathlib.Path(args.out).write_bytes(encode_gif(frames, args.fps))
     print(f'{args.out}: {len(frames)} frames, return {total:.3f}'
           + (f", scored {int(obs['log_scored'])}" if 'log_scored' in obs else ''))
     return 0
