@@ -23,7 +23,8 @@ SUITES = {
     'gym': ('envs.gym:Gym', ()),
     'bbs': ('envs.bbs:BBS', ('max_objects', 'max_distractors', 'variable_num_objects',
                              'variable_num_distractors', 'variable_goal_position', 'agent_view_size',
-                             'arena_scale')),
+                             'arena_scale', 'shaping')),
+    'dcs': ('envs.dcs:DCS', ('difficulty', 'dynamic', 'distractions', 'background_dir', 'camera')),
 }
 
 gymnasium.register('vsg/Env-v0', entry_point='envs.as_gymnasium:GymnasiumEnv')

@@ -21,6 +21,12 @@ earns max(0, 1.5 - steps / 1000), steps being the env steps since reset includin
 the last shape ends the episode as a terminal state (`success`); the time limit is the wrappers'.
 The obs carries `success` and `log_scored` (shapes scored so far this episode) besides the usual keys.
 
+`shaping` > 0 (not in the paper) adds potential-based shaping, shaping * (phi(s') - phi(s)) with
+phi = -(the distance from the agent to the nearest shape in play + the distances of all shapes in
+play to the goal's mouth) / arena width, so that an agent that has never scored still learns to
+reach and push shapes; being a difference of potentials it leaves the optimal policy unchanged
+(Ng et al. 1999). A scored shape adds nothing to phi: pushing it in earns shaping * its distance.
+
 All randomness comes from one np.random.default_rng(seed): the same seed gives the same episodes
 bit for bit, and each reset() continues the stream.
 """
@@ -122,12 +128,13 @@ class BBS:
 
     def __init__(self, task, seed=0, max_objects=5, max_distractors=0, variable_num_objects=False,
                  variable_num_distractors=False, variable_goal_position=False, agent_view_size=125,
-                 arena_scale=1.0):
+                 arena_scale=1.0, shaping=0.0):
         """max_objects: shapes per episode (1..5); max_distractors: brownian distractors (0..20);
         variable_num_objects / variable_num_distractors: draw those counts each episode uniformly in
         1..max_objects / 0..max_distractors; variable_goal_position: draw the goal's height along
         the right wall each episode; agent_view_size: half the side in px of the square the agent
-        sees; arena_scale: multiplies the arena's width and length (not the walls, shapes or view)."""
+        sees; arena_scale: multiplies the arena's width and length (not the walls, shapes or view);
+        shaping: scale of the potential-based shaping reward (0: the paper's reward)."""
         if task not in TASKS:
             raise ValueError(f"Unknown bbs task 'bbs_{task}'; choose one of: "
                              + ', '.join(f'bbs_{name}' for name in TASKS))
@@ -141,7 +148,9 @@ class BBS:
         _check_number('agent_view_size', agent_view_size, 0, 'a number > 0 (px)')
         _check_number('arena_scale', arena_scale, MIN_ARENA_SCALE, f'a number >= {MIN_ARENA_SCALE} (smaller '
                       'arenas leave no goal opening that a shape fits through)', inclusive=True)
+        _check_number('shaping', shaping, 0, 'a number >= 0 (0: no shaping)', inclusive=True)
         self._dense = task == 'dense'
+        self._shaping = float(shaping)
         self._max_objects, self._max_distractors = int(max_objects), int(max_distractors)
         self._variable_objects = bool(variable_num_objects)
         self._variable_distractors = bool(variable_num_distractors)
@@ -190,6 +199,7 @@ class BBS:
                                                    DISTRACTOR_COLOUR, 'kite', CAT_DISTRACTOR))
         self._num_objects, self._steps, self._scored = num_objects, 0, 0
         self._expert_target = None
+        self._potential = self.potential()
         return self._obs(0.0, is_first=True)
 
     def step(self, action):
@@ -219,6 +229,10 @@ class BBS:
         reward = float(len(scored))
         if self._dense:
             reward += len(scored) * max(0.0, DENSE_BONUS - self._steps / DENSE_STEPS)
+        if self._shaping:
+            potential = self.potential()
+            reward += self._shaping * (potential - self._potential)
+            self._potential = potential
         done = bool(scored) and not self.objects
         return self._obs(reward, is_last=done, is_terminal=done)
 
@@ -243,6 +257,15 @@ class BBS:
 
     def close(self):
         self.space = None
+
+    def potential(self):
+        """phi of the shaping reward (see the module's docstring); 0 once every shape is scored."""
+        if not self.objects:
+            return 0.0
+        mouth = np.array([self.width, self.goal_y + self.goal_height / 2])
+        centres = np.array([thing.body.position for thing in self.objects])
+        to_agent = np.hypot(*(centres - np.array(self.agent.body.position)).T).min()
+        return -float(to_agent + np.hypot(*(centres - mouth).T).sum()) / self.width
 
     # --- The scripted expert.
 

@@ -206,6 +206,26 @@ def test_scoring_gives_one_per_shape_and_the_dense_bonus_and_ends_with_success()
     assert obs['is_last'] and obs['is_terminal'] and obs['success']
 
 
+def test_shaping_is_a_difference_of_potentials_that_pays_for_pushing_a_shape_in():
+    plain, shaped = raw('sparse', seed=3, max_objects=2), raw('sparse', seed=3, max_objects=2, shaping=2.0)
+    x, y = in_goal(shaped)
+    for env in (plain, shaped):
+        place(env.objects[0], env.width - 100, y, velocity=(300, 0))
+    start = shaped.potential()   # the teleport itself is not a step: measure from here
+    shaped._potential = start
+    steps = [(plain.step(action), shaped.step(action)) for action in random_actions(60, seed=1)]
+    extra = [float(b['reward']) - float(a['reward']) for a, b in steps]
+    assert sum(float(a['reward']) for a, _ in steps) == 1 and len(shaped.objects) == 1   # scored in both
+    # The shaping terms telescope: their sum is shaping * (phi_end - phi_start) (up to float32 rewards).
+    assert sum(extra) == pytest.approx(2.0 * (shaped.potential() - start), abs=1e-5)
+    assert any(abs(e) > 1e-6 for e in extra)
+    # Scoring drops the shape's distance from phi: that step pays at least its last distance to the mouth.
+    index = next(i for i, (a, _) in enumerate(steps) if a['reward'] == 1)
+    assert extra[index] > 0
+    with pytest.raises(ValueError, match=r'bbs shaping=-1 must be a number >= 0'):
+        BBS('sparse', shaping=-1)
+
+
 def test_a_shape_pushed_through_the_mouth_scores_once_in_the_sparse_task():
     env = raw('sparse', max_objects=2)
     place(env.objects[1], 60, 60)

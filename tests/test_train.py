@@ -89,11 +89,15 @@ def test_killed_run_resumes_step_counter_and_replay(tmp_path):
 
 
 def test_discrete_actions_train_end_to_end_on_the_gridworld(tmp_path):
+    # grid_collect ends only at the time limit: 150 steps, longer than debug's prefill of 100 steps,
+    # so the prefill must run on to finish an episode before training can sample one.
     logdir = tmp_path / 'grid'
-    result = run([sys.executable, '-m', 'vsg.train', '--configs', 'debug', '--task', 'grid_reach',
-                  '--env.action_repeat', '1', '--env.time_limit', '50', '--logdir', str(logdir)])
+    result = run([sys.executable, '-m', 'vsg.train', '--configs', 'debug', '--task', 'grid_collect',
+                  '--env.action_repeat', '1', '--env.time_limit', '150', '--logdir', str(logdir)])
     assert result.returncode == 0, result.stdout + result.stderr
+    assert 'Prefilling replay with 100 random steps and at least one whole episode.' in result.stdout
     assert checkpoint_step(logdir) >= 300
+    assert min(int(name.rsplit('-', 1)[1][:-4]) for name in replay_files(logdir)) == 151  # whole episodes
     for name in replay_files(logdir):
         with np.load(logdir / 'replay' / name) as episode:
             actions = episode['action']

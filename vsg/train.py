@@ -154,11 +154,13 @@ def run(config):
     eval_driver.on_episode(lambda ep, worker: log_episode(ep, worker, 'eval'))
 
     prefill = max(0, config.prefill - replay.num_steps)
-    if prefill:
-        print(f'Prefilling replay with {prefill} random steps.')
+    # Training samples finished episodes, so the prefill runs on until there is one, however long.
+    prefill_episodes = int(replay.num_episodes == 0)
+    if prefill or prefill_episodes:
+        print(f'Prefilling replay with {prefill} random steps' + (' and at least one whole episode.' if prefill_episodes else '.'))
         status.phase = 'prefill'
         random_policy = driver_lib.random_policy(train_envs[0].act_space['action'], np_rng)
-        train_driver(random_policy, steps=prefill)
+        train_driver(random_policy, steps=prefill, episodes=prefill_episodes)
         train_driver.reset()
     dataset = iter(replay.dataset(config.batch_size, config.batch_length, config.replay.prefetch))
 
