@@ -16,14 +16,16 @@ from dm_control import suite  # noqa: E402
 DEFAULT_CAMERAS = {'quadruped': 2}
 
 
-def resolve_task(task):
-    """'ball_in_cup_catch' -> ('ball_in_cup', 'catch'); domains may contain underscores."""
-    tasks = {f'{domain}_{name}': (domain, name) for domain, name in suite.ALL_TASKS}
+def resolve_task(task, prefix='dmc', domains=None):
+    """'ball_in_cup_catch' -> ('ball_in_cup', 'catch'); domains may contain underscores. `prefix` is the
+    suite's name in errors; `domains` limits the choice (default: every DMC domain)."""
+    tasks = {f'{domain}_{name}': (domain, name) for domain, name in suite.ALL_TASKS
+             if domains is None or domain in domains}
     if task not in tasks:
         close = difflib.get_close_matches(task, tasks, n=1)
-        hint = f'did you mean dmc_{close[0]}? ' if close else ''
-        raise ValueError(f"Unknown DMC task 'dmc_{task}'; {hint}choose one of: "
-                         + ', '.join(f'dmc_{name}' for name in tasks))
+        hint = f'did you mean {prefix}_{close[0]}? ' if close else ''
+        raise ValueError(f"Unknown {prefix.upper()} task '{prefix}_{task}'; {hint}choose one of: "
+                         + ', '.join(f'{prefix}_{name}' for name in tasks))
     return tasks[task]
 
 
