@@ -176,7 +176,7 @@ def test_plot_cli_groups_runs_by_glob_and_rejects_bad_input(tmp_path, capsys):
 
 def test_benchmark_prints_every_field():
     result = subprocess.run(
-        [sys.executable, '-m', 'vsg.bench', '--configs', 'debug', '--task', 'dmc_cartpole_balance'],
+        [sys.executable, '-m', 'vsg.bench', '--configs', 'debug', '--task', 'dmc_cartpole_balance', '--profile'],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -185,4 +185,12 @@ def test_benchmark_prints_every_field():
         assert isinstance(report[key], (int, float)) and report[key] > 0, key
     assert report['precision'] == 'float32' and report['core'] == 'rssm' and report['sizes']['batch'] == [2, 8]
     assert 'avx2' in report['cpu']['flags'] or 'avx512f' in report['cpu']['flags'] or report['cpu']['flags'] == []
-    assert report['calibration']['matmul_gflops'] > 0 and report['calibration']['conv_gflops'] > 0
+    for dtype in ('float32', 'bfloat16', 'float16'):
+        assert report['calibration'][dtype]['matmul_gflops'] > 0 and report['calibration'][dtype]['conv_gflops'] > 0
+    fraction = report['achieved_gflops'] / report['calibration']['float32']['matmul_gflops']
+    assert report['achieved_fraction_of_matmul'] == pytest.approx(fraction, abs=1e-3)
+    parts = report['profile_ms']
+    assert set(parts) == {'encoder', 'observe_scan', 'decoder', 'reward_cont_heads', 'kl', 'imagination_scan',
+                          'actor', 'critic', 'optimizers', 'sum_of_parts'}
+    assert all(ms > 0 for ms in parts.values())
+    assert parts['sum_of_parts'] == pytest.approx(sum(v for k, v in parts.items() if k != 'sum_of_parts'), abs=0.2)

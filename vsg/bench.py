@@ -2,9 +2,11 @@
 
 Prints one JSON object: compile seconds of the first train step, median train-step ms, updates/s,
 policy-step ms, env steps/s (real env + policy), peak RSS, the train step's estimated FLOPs and
-achieved GFLOP/s, and this machine's CPU flags with a matmul and a conv calibration measured in the
-same process, so figures from different machines compare as fractions of each machine's peak.
-Takes the same `--configs` and `--key value` flags as vsg.train (no logdir needed).
+achieved GFLOP/s, and this machine's CPU flags with matmul and conv calibrations in float32, bfloat16
+and float16 measured in the same process; `achieved_fraction_of_matmul` divides the achieved rate by
+the matmul rate of the precision in use, so figures from different machines compare as fractions of
+each machine's peak. `--profile` adds `profile_ms`: the time of each part of the train step
+(vsg/profile.py). Takes the same `--configs` and `--key value` flags as vsg.train (no logdir needed).
 """
 import json
 import os
@@ -40,19 +42,26 @@ def _median_ms(fn, repeats):
     return 1000 * float(np.median(times))
 
 
-def calibrate():
-    """GFLOP/s of a float32 1024^3 matmul and of a DreamerV2-encoder-sized convolution."""
+PRECISION_DTYPES = {'float32': 'float32', 'mixed_bfloat16': 'bfloat16', 'mixed_float16': 'float16'}
+
+
+def calibrate(repeats=5):
+    """GFLOP/s of a 1024^3 matmul and of a DreamerV2-encoder-sized convolution, in float32, bfloat16
+    and float16 (the compute types of the three precisions)."""
     import tensorflow as tf
-    a = tf.random.normal([1024, 1024])
-    matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, a)))
-    image = tf.random.normal([256, 31, 31, 48])
-    kernel = tf.random.normal([4, 4, 48, 96])
-    conv = tf.function(lambda: tf.reduce_sum(tf.nn.conv2d(image, kernel, 2, 'VALID')))
-    matmul(), conv()
     conv_flops = 2 * 256 * 14 * 14 * 96 * 4 * 4 * 48
-    return {
-        'matmul_gflops': 2 * 1024 ** 3 / _median_ms(lambda: matmul().numpy(), 10) / 1e6,
-        'conv_gflops': conv_flops / _median_ms(lambda: conv().numpy(), 10) / 1e6}
+    rates = {}
+    for dtype in PRECISION_DTYPES.values():
+        a = tf.cast(tf.random.normal([1024, 1024]), dtype)
+        image = tf.cast(tf.random.normal([256, 31, 31, 48]), dtype)
+        kernel = tf.cast(tf.random.normal([4, 4, 48, 96]), dtype)
+        matmul = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, a), tf.float32)))
+        conv = tf.function(lambda: tf.reduce_sum(tf.cast(tf.nn.conv2d(image, kernel, 2, 'VALID'), tf.float32)))
+        matmul(), conv()
+        rates[dtype] = {
+            'matmul_gflops': round(2 * 1024 ** 3 / _median_ms(lambda: matmul().numpy(), repeats) / 1e6, 1),
+            'conv_gflops': round(conv_flops / _median_ms(lambda: conv().numpy(), repeats) / 1e6, 1)}
+    return rates
 
 
 def graph_flops(concrete):
@@ -97,7 +106,8 @@ def core_sizes(config):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    config = train.parse(argv, need_logdir=False)
+    with_profile = '--profile' in argv  # Our flag; the rest are vsg.train's.
+    config = train.parse([arg for arg in argv if arg != '--profile'], need_logdir=False)
     import tensorflow as tf
     from common import driver as driver_lib
     from vsg.agent import Agent
@@ -133,6 +143,9 @@ def main(argv=None):
         env_steps_per_s = steps / (time.perf_counter() - start)
 
         flops = estimate_train_flops(agent, batch)
+        if with_profile:  # Last: its optimizer part moves the weights.
+            from vsg import profile
+            parts_ms = profile.profile(agent, batch, _median_ms)
     finally:
         env.close()
     result = {
@@ -150,8 +163,13 @@ def main(argv=None):
         'train_step_gflop': round(flops / 1e9, 2),
         'achieved_gflops': round(flops / 1e9 / (train_ms / 1000), 1),
         'cpu': cpu_info(),
-        'calibration': {k: round(v, 1) for k, v in calibrate().items()},
+        'calibration': calibrate(),
     }
+    # Against the matmul rate of the compute type in use: the fraction of this machine's peak.
+    peak = result['calibration'][PRECISION_DTYPES[config.precision]]['matmul_gflops']
+    result['achieved_fraction_of_matmul'] = round(result['achieved_gflops'] / peak, 3)
+    if with_profile:
+        result['profile_ms'] = parts_ms
     print(json.dumps(result))
     return result
 
