@@ -15,7 +15,7 @@ CONFIGS_FILE = pathlib.Path(__file__).resolve().parent.parent / 'configs.yaml'
 # Keys whose value must come from a fixed set. Cores register their names in vsg.cores, which
 # checks `core` itself so this module stays free of agent imports.
 CHOICES = {
-    'precision': ('float32', 'mixed_float16', 'mixed_bfloat16'),
+    'precision': ('float32', 'mixed_float16', 'mixed_bfloat16', 'auto'),
     'actor.dist': ('auto', 'trunc_normal', 'onehot'),
     'actor_grad': ('auto', 'dynamics', 'reinforce'),
 }

@@ -80,7 +80,8 @@ def test_help_lists_named_configs_keys_grouped_and_allowed_values():
     assert any(line.split()[:2] == ['dmc', "DreamerV2's"] for line in lines)  # with its comment
     assert {'small', 'debug', 'vsg', 'svsg'} <= {line.split()[0] for line in lines if line.startswith('  ') and line.split()}
     assert key_line(lines, 'rssm.deter').split()[:2] == ['--rssm.deter', '200']
-    assert key_line(lines, 'precision').endswith('must be one of float32, mixed_float16, mixed_bfloat16')
+    at = lines.index(key_line(lines, 'precision'))   # A long line wraps onto the next.
+    assert ' '.join(' '.join(lines[at:at + 2]).split()).endswith('must be one of float32, mixed_float16, mixed_bfloat16, auto')
     assert 'must lie in (0, 1)' in key_line(lines, 'gate.prior')
     assert 'must be a positive integer' in key_line(lines, 'steps')
     assert 'seconds between progress lines' in key_line(lines, 'status_every')  # the key's comment in configs.yaml

@@ -9,28 +9,14 @@ each machine's peak. `--profile` adds `profile_ms`: the time of each part of the
 (vsg/profile.py). Takes the same `--configs` and `--key value` flags as vsg.train (no logdir needed).
 """
 import json
-import os
-import pathlib
 import resource
 import sys
 import time
 
 import numpy as np
 
+from common.machine import cpu_info
 from vsg import train
-
-
-def cpu_info():
-    text = pathlib.Path('/proc/cpuinfo').read_text() if pathlib.Path('/proc/cpuinfo').exists() else ''
-    flags = set()
-    model = ''
-    for line in text.splitlines():
-        if line.startswith('flags') and not flags:
-            flags = set(line.split(':', 1)[1].split())
-        if line.startswith('model name') and not model:
-            model = line.split(':', 1)[1].strip()
-    wanted = ('avx2', 'fma', 'avx512f', 'avx512_bf16', 'amx_bf16')
-    return {'model': model, 'cores': os.cpu_count(), 'flags': [f for f in wanted if f in flags]}
 
 
 def _median_ms(fn, repeats):

@@ -36,6 +36,11 @@ def parse(argv, need_logdir=True):
         sys.exit(0)
     except config_lib.ConfigError as e:
         sys.exit(f'error: {e}')
+    if config.precision == 'auto':  # Resolved here, so config.yaml records what ran.
+        from common import machine
+        info = machine.cpu_info()
+        config = config.update(precision=machine.auto_precision(info['flags']))
+        print(f"precision auto: {config.precision} on {info['model'] or 'this CPU'} (flags: {', '.join(info['flags'])})")
     return config
 
 
