@@ -25,6 +25,7 @@ SUITES = {
                              'variable_num_distractors', 'variable_goal_position', 'agent_view_size',
                              'arena_scale', 'shaping')),
     'dcs': ('envs.dcs:DCS', ('difficulty', 'dynamic', 'distractions', 'background_dir', 'camera')),
+    'fetch': ('envs.fetch:Fetch', ()),
 }
 
 gymnasium.register('vsg/Env-v0', entry_point='envs.as_gymnasium:GymnasiumEnv')

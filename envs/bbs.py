@@ -205,11 +205,7 @@ class BBS:
     def step(self, action):
         if self.space is None:
             raise RuntimeError('bbs: call reset() before step().')
-        action = np.asarray(action, np.float64)
-        if action.shape != (2,):
-            raise ValueError(f'bbs actions have shape (2,), got shape {action.shape}.')
-        if not np.all(np.isfinite(action)):
-            raise ValueError(f'bbs action {action.tolist()} is not finite.')
+        action = spaces.checked_action(action, (2,), 'bbs')
         action = np.clip(action, -1, 1)
         angle = (action[0] + 1) * math.pi
         force = (action[1] + 1) / 2 * MAX_FORCE * SUBSTEPS

@@ -44,3 +44,13 @@ class OneHot(gym.spaces.Box):
 
     def __repr__(self):
         return f'OneHot({self.n})'
+
+
+def checked_action(action, shape, suite):
+    """`action` as a float64 array of `shape`; a wrong shape or a non-finite value is a one-line ValueError."""
+    action = np.asarray(action, np.float64)
+    if action.shape != shape:
+        raise ValueError(f'{suite} actions have shape {shape}, got shape {action.shape}.')
+    if not np.all(np.isfinite(action)):
+        raise ValueError(f'{suite} action {action.tolist()} is not finite.')
+    return action

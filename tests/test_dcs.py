@@ -10,7 +10,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -18,27 +17,10 @@ from PIL import Image
 
 import envs
 from common import config as config_lib
+from fresh_python import run_fresh
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 HARD = np.pi / 2 * 0.3
-
-
-def run_fresh(tmp_path, code):
-    """Run `code` in a fresh Python without TensorFlow; returns what it passed to `report`."""
-    script = tmp_path / 'dcs_check.py'
-    script.write_text(textwrap.dedent("""
-        import json, sys
-        import numpy as np
-        import envs
-        from envs import wrappers
-        def report(value):
-            print(json.dumps(value))
-    """) + textwrap.dedent(code))
-    path = os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')])
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, 'PYTHONPATH': path, 'OMP_NUM_THREADS': '1'})
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_rewards_and_physics_equal_dmc_under_every_distraction(tmp_path):

@@ -243,7 +243,7 @@ def test_every_suite_passes_gymnasium_check_env_and_lists_its_settings(tmp_path)
                 env.close()
     """, tensorflow=False)
     assert stdout.splitlines() == [
-        'dmc True', 'grid True', 'gym True', 'bbs True', 'dcs True',
+        'dmc True', 'grid True', 'gym True', 'bbs True', 'dcs True', 'fetch True',
         'dmc_cartpole_balance Box(0, 255, (64, 64, 3), uint8) Box(-1.0, 1.0, (1,), float32) True True []',
         'grid_reach Box(0, 255, (64, 64, 3), uint8) Discrete(5) True True []',
         'grid_collect Box(0, 255, (64, 64, 3), uint8) Discrete(5) True True []',
