@@ -1,0 +1,253 @@
+"""The offline mode: the probe, the VQ layer, data windows, frame stacking, and the stages through
+the command line on a few gridworld episodes (each stage loading the previous one's output)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vsg.offline import data, probe
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'TF_NUM_INTRAOP_THREADS': '1', 'TF_NUM_INTEROP_THREADS': '1',
+       'TF_CPP_MIN_LOG_LEVEL': '3'}
+GRID = ['--task', 'grid_collect', '--env.action_repeat', '1', '--env.time_limit', '15']
+
+
+def offline(*args):
+    return subprocess.run([sys.executable, '-m', 'vsg.offline', '--configs', 'offline', 'offline_debug', *map(str, args)],
+                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope='module')
+def grid_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp('grid') / 'data'
+    result = subprocess.run([sys.executable, '-m', 'vsg.collect', *GRID, '--episodes', '6', '--outdir', str(out)],
+                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+# --- The probe.
+
+def test_probe_is_near_zero_for_linear_latents_and_near_the_variance_for_noise():
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (2000, 3))
+    mixing = rng.normal(size=(3, 8))
+    z = actions @ mixing + 0.5
+    mse, variance = probe.score(z[:1500], actions[:1500], z[1500:], actions[1500:], ridge=1e-6)
+    assert mse.shape == (3,) and np.all(mse < 1e-6)
+    np.testing.assert_allclose(variance, actions[1500:].var(0))
+    noise = rng.normal(size=(2000, 8))
+    mse, variance = probe.score(noise[:1500], actions[:1500], noise[1500:], actions[1500:], ridge=1e-3)
+    assert np.all(np.abs(mse / variance - 1) < 0.1)  # 1/3 per dim for uniform actions
+    assert probe.summary(mse, variance, 'p')['p_mse'] == pytest.approx(mse.mean())
+
+
+# --- The VQ layer.
+
+def test_vq_passes_the_gradient_straight_through():
+    import tensorflow as tf
+    from vsg.offline.lapo import VectorQuantizer
+    vq = VectorQuantizer(groups=2, codes=3)
+    x = tf.constant(np.random.default_rng(1).normal(size=(4, 6)), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out, _, index = vq(x)
+    jacobian = tape.jacobian(out, x).numpy().reshape(24, 24)
+    np.testing.assert_allclose(jacobian, np.eye(24), atol=1e-6)
+    codes = vq.codebook.numpy()
+    expected = np.concatenate([codes[g, index.numpy()[:, g]] for g in range(2)], -1)
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-6)  # the forward value is the codes
+
+
+def test_vq_ema_update_matches_a_hand_computation():
+    import tensorflow as tf
+    from vsg.offline.lapo import VectorQuantizer
+    decay, eps = 0.9, 1e-5
+    vq = VectorQuantizer(groups=1, codes=2, decay=decay, eps=eps)
+    vq.build((None, 2))
+    codebook = np.array([[[0.0, 0.0], [1.0, 1.0]]], np.float32)
+    vq.codebook.assign(codebook)
+    vq.sums.assign(codebook)  # counts start at 1, so sums = codes
+    vq.placed.assign(1.0)  # as after the first training batch
+    x = np.array([[0.1, -0.1], [0.2, 0.0], [0.9, 1.2]], np.float32)  # two inputs near code 0, one near code 1
+    out, commitment, index = vq(tf.constant(x), training=True)
+    assert index.numpy()[:, 0].tolist() == [0, 0, 1]
+    np.testing.assert_allclose(out.numpy(), [[0, 0], [0, 0], [1, 1]], atol=1e-6)  # codes before the update
+    counts = decay * 1 + (1 - decay) * np.array([2.0, 1.0])
+    sums = decay * codebook[0] + (1 - decay) * np.array([x[0] + x[1], x[2]])
+    total = counts.sum()
+    smoothed = (counts + eps) / (total + 2 * eps) * total
+    np.testing.assert_allclose(vq.counts.numpy()[0], counts, rtol=1e-6)
+    np.testing.assert_allclose(vq.sums.numpy()[0], sums, rtol=1e-6)
+    np.testing.assert_allclose(vq.codebook.numpy()[0], sums / smoothed[:, None], rtol=1e-5)
+    assert float(commitment) == pytest.approx(np.mean((x - [[0, 0], [0, 0], [1, 1]]) ** 2), rel=1e-6)
+    vq(tf.constant(x), training=False)  # no update outside training
+    np.testing.assert_allclose(vq.counts.numpy()[0], counts, rtol=1e-6)
+
+
+def test_vq_places_its_codes_at_inputs_of_the_first_training_batch():
+    import tensorflow as tf
+    from vsg.offline.lapo import VectorQuantizer
+    tf.random.set_seed(0)  # the codes are placed at random inputs (the pipeline seeds the same way)
+    vq = VectorQuantizer(groups=2, codes=3, decay=0.0)
+    x = tf.constant(np.random.default_rng(2).normal(5, 1, (16, 4)), tf.float32)  # far from the initial codes
+    vq(x)
+    far = vq.codebook.numpy().copy()
+    vq(x, training=True)
+    codes = vq.codebook.numpy()  # decay 0: the codes are the means of their inputs after the placing
+    assert not np.allclose(codes, far) and np.all(np.abs(codes - 5) < 3) and float(vq.placed) == 1.0
+    vq.decay = 0.5
+    vq(x + 10, training=True)  # placed once only: later batches move the codes by the EMA
+    moved = vq.codebook.numpy()
+    assert not np.allclose(moved, codes) and np.abs(moved - 5).max(-1).min() < 3  # some codes stay
+
+
+def test_vq_restarts_dead_codes_at_inputs():
+    import tensorflow as tf
+    from vsg.offline.lapo import VectorQuantizer
+    tf.random.set_seed(0)
+    vq = VectorQuantizer(groups=1, codes=4, decay=0.5, dead_usage=0.3)
+    vq.build((None, 2))
+    vq.codebook.assign(np.array([[[0, 0], [50, 50], [60, 60], [70, 70]]], np.float32))
+    vq.sums.assign(vq.codebook)
+    vq.placed.assign(1.0)
+    x = tf.constant(np.random.default_rng(0).normal(0, 0.1, (8, 2)), tf.float32)
+    for _ in range(2):  # unused counts: 1 -> 0.5 -> 0.25, below 0.3
+        vq(x, training=True)
+    codes = vq.codebook.numpy()[0]
+    assert np.abs(codes[1:]).max() < 1  # the far codes now sit at inputs
+    assert any(np.allclose(code, row) for code in codes[1:] for row in x.numpy())
+
+
+# --- Data.
+
+def episode(length, start, actions=2):
+    image = np.zeros((length, 64, 64, 3), np.uint8)
+    image[:, 0, 0, 0] = np.arange(start, start + length)
+    action = np.arange(length * actions, dtype=np.float32).reshape(length, actions) + 100 * start
+    return {'image': image, 'action': action, 'reward': np.ones(length, np.float32), 'is_first': np.arange(length) == 0}
+
+
+def test_windows_stack_frames_inside_episodes_and_align_actions():
+    dataset = data.Dataset([episode(4, 0), episode(3, 10)], ['a', 'b'], 'pixels', frame_stack=2)
+    assert dataset.step_shape == (64, 64, 6)
+    steps = dataset.transitions([0, 1])
+    assert steps.tolist() == [0, 1, 2, 4, 5]  # steps with a next action
+    assert dataset.transitions([1], offset=2).tolist() == [4]
+    stacked = dataset.stacked(np.array([0, 2, 4, 5]))
+    # frame ids: the first frame repeated at an episode's start, the previous one otherwise
+    assert stacked[:, 0, 0, [0, 3]].tolist() == [[0, 0], [1, 2], [10, 10], [10, 11]]
+    assert dataset.future(np.array([2, 5]), np.array([3, 3]))[:, 0, 0, 0].tolist() == [3, 12]  # not past the end
+    assert dataset.next_actions(np.array([0, 4])).tolist() == [[2, 3], [1002, 1003]]
+    assert dataset.returns.tolist() == [4, 3] and not dataset.discrete
+    assert data.is_one_hot(np.array([[0, 0], [0, 1], [1, 0]], np.float32))
+    train, test = data.split(5, 0.2, seed=0)
+    assert len(test) == 1 and sorted([*train, *test]) == list(range(5))
+    with pytest.raises(data.DataError, match='unknown representation'):
+        data.representation('slots')
+
+
+def test_stacking_policy_restarts_its_frames_with_an_episode():
+    from vsg.offline.rollout import stacking_policy
+    seen = []
+    policy = stacking_policy(lambda stacked: seen.append(stacked.copy()) or np.zeros((2, 1)),
+                             lambda obs: obs['image'], frame_stack=2)
+    frame = lambda a, b: np.array([[a], [b]], np.float32)
+    state = None
+    for images, first in [((1, 5), (True, True)), ((2, 6), (False, False)), ((3, 9), (False, True))]:
+        _, state = policy({'image': frame(*images), 'is_first': np.array(first)}, state)
+    assert [s.tolist() for s in seen] == [[[1, 1], [5, 5]], [[1, 2], [5, 6]], [[2, 3], [9, 9]]]
+
+
+# --- The stages through the command line.
+
+def main_error(argv):
+    """The one-line exit message of vsg.offline run in this process."""
+    from vsg.offline import pipeline
+    with pytest.raises(SystemExit) as exit:
+        pipeline.main(['--configs', 'offline', 'offline_debug', *map(str, argv)])
+    message = str(exit.value.code)
+    assert message.startswith('error: ') and '\n' not in message
+    return message
+
+
+def test_stages_load_each_other_and_all_writes_the_results_table(grid_data, tmp_path):
+    logdir = tmp_path / 'run'
+    base = ['--offline.data', grid_data, '--logdir', logdir]
+    assert 'lapo.npz does not exist; run the lapo stage first' in main_error([*base, '--offline.stage', 'bc'])
+    result = offline(*base, '--offline.stage', 'lapo')
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {'lapo.npz', 'lapo_init.npz'} <= {p.name for p in logdir.iterdir()}
+
+    # `all` finds LAPO done; each later stage loads the earlier ones' checkpoints from the logdir.
+    result = offline(*base, '--offline.stage', 'all')
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'lapo: done (10 updates' in result.stdout
+    assert {'probe.json', 'bc_latent.npz', 'bc_action.npz', 'decode.json', 'eval.json'} <= {p.name for p in logdir.iterdir()}
+    assert {p.name for p in logdir.glob('decoder_m?.npz')} == {'decoder_m1.npz', 'decoder_m2.npz', 'decoder_m5.npz'}
+    probes = json.loads((logdir / 'probe.json').read_text())
+    assert {'trained', 'random', 'action_variance'} <= set(probes) and len(probes['trained']['mse_per_dim']) == 5
+    table = (logdir / 'results.md').read_text()
+    for text in ('trained IDM', 'random IDM', 'action variance', 'BC on all true actions',
+                 'latent BC + decoder, M=1', 'latent BC + decoder, M=5', 'random actions', 'data policy'):
+        assert text in table
+    results = json.loads((logdir / 'results.json').read_text())
+    assert set(results['returns']) == {'random', 'bc', 'latent_m1', 'latent_m2', 'latent_m5'}
+    assert all(len(row['returns']) == 2 for row in json.loads((logdir / 'eval.json').read_text()).values())
+    assert results['data_policy']['policy'] == 'random' and results['episodes'] == {'train': 5, 'test': 1}
+    records = [json.loads(line) for line in (logdir / 'metrics.jsonl').read_text().splitlines()]
+    keys = set().union(*records)
+    assert {'lapo/reconstruction', 'lapo/probe_mse', 'probe/trained_mse', 'bc_latent/latent_mse',
+            'bc_action/action_loss', 'decoder_m1/action_loss', 'eval/bc_return'} <= keys
+    assert list(logdir.glob('events.out.tfevents.*'))
+
+    # More LAPO updates resume from its checkpoint; the BC trained on the old one is then refused.
+    more = offline(*base, '--offline.stage', 'lapo', '--offline.lapo.steps', 15)
+    assert more.returncode == 0 and f'resumed from {logdir / "lapo.npz"} at update 10' in more.stdout
+    stale = main_error([*base, '--offline.stage', 'bc', '--offline.lapo.steps', 15])
+    assert 'bc_latent.npz was trained on another lapo.npz' in stale
+
+
+def test_lapo_alone_runs_on_action_free_episodes(tmp_path):
+    directory = tmp_path / 'video'
+    directory.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        image = rng.integers(0, 255, (6, 64, 64, 3), np.uint8)
+        np.savez(directory / f'2026-{i}-6.npz', image=image, is_first=np.arange(6) == 0)
+    result = offline('--offline.data', directory, '--logdir', tmp_path / 'run', '--offline.stage', 'lapo',
+                     '--offline.lapo.latent', 'continuous')
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'no actions' in result.stdout and (tmp_path / 'run' / 'lapo.npz').exists()
+    assert "lacks 'action'" in main_error(['--offline.data', directory, '--logdir', tmp_path / 'run', '--offline.stage', 'probe'])
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--offline.stage', 'train'], "offline.stage='train' is not allowed"),
+    ([], '--offline.data is required'),
+    (['--offline.data', 'no/such/dir'], 'data directory no/such/dir does not exist'),
+    (['--offline.data', 'EMPTY'], 'holds no episode .npz files'),
+    (['--offline.data', 'NOIMAGE'], "lacks 'image'"),
+    (['--offline.data', 'NOIMAGE', '--offline.stage', 'probe'], "lacks 'image'"),
+    (['--offline.repr', 'slots', '--offline.data', 'EMPTY'], "unknown representation 'slots'; known: pixels"),
+    (['--offline.lapo.latent', 'gumbel', '--offline.data', 'EMPTY'], "offline.lapo.latent='gumbel' is not allowed"),
+])
+def test_bad_input_is_a_one_line_error(tmp_path, args, message):
+    (tmp_path / 'empty').mkdir()
+    (tmp_path / 'noimage').mkdir()
+    np.savez(tmp_path / 'noimage' / 'a-b-3.npz', action=np.zeros((3, 2)), reward=np.zeros(3))
+    places = {'EMPTY': tmp_path / 'empty', 'NOIMAGE': tmp_path / 'noimage'}
+    args = [str(places.get(arg, arg)) for arg in args]
+    assert message in main_error(['--offline.stage', 'lapo', *args, '--logdir', tmp_path / 'run'])
+
+
+def test_a_bad_stage_from_the_command_line_is_one_line_without_a_traceback(tmp_path):
+    result = offline('--offline.stage', 'nope', '--offline.data', tmp_path, '--logdir', tmp_path / 'run')
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (  # TensorFlow's own log lines may come before it
+        "error: offline.stage='nope' is not allowed; choose one of lapo, probe, bc, decode, eval, all")

@@ -1,0 +1,69 @@
+"""Behaviour cloning from observations: the latent policy π(o_t) -> z_t regressed on the IDM's
+latents (no true actions), and the baseline π_bc(o_t) -> a_t trained on every true action.
+
+Continuous actions are regressed (MSE) and clipped to [-1, 1] when acting; one-hot actions are
+classified (softmax cross-entropy) and acted on as the one-hot argmax.
+"""
+import keras
+import tensorflow as tf
+
+from common import nets
+from common import optim
+from vsg.offline.lapo import encoder
+
+
+class Policy(keras.layers.Layer):
+    """Stacked inputs up to o_t -> a vector of size `out`."""
+
+    def __init__(self, kind, out, net, **kwargs):
+        super().__init__(**kwargs)
+        self._encoder = encoder(kind, net.depth, net.act, 'encoder')
+        self._head = nets.MLP(net.layers, net.units, net.act, out, name='head')
+
+    def call(self, stacked):
+        return self._head(self._encoder(stacked))
+
+
+def action_loss(output, actions, discrete):
+    if discrete:
+        return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(actions, output))
+    return tf.reduce_mean((output - actions) ** 2)
+
+
+def to_action(output, discrete):
+    """An env action from a net's output: one-hot argmax, or clipped to [-1, 1]."""
+    if discrete:
+        return tf.one_hot(tf.argmax(output, -1), output.shape[-1])
+    return tf.clip_by_value(output, -1.0, 1.0)
+
+
+def optimizer(name, net):
+    return optim.Optimizer(name, net.lr, 1e-5, 100.0, net.wd)
+
+
+def make_update(model, opt, loss_fn):
+    """A compiled update of `model` on `loss_fn(model, *batch) -> (loss, metrics)`."""
+    opt.build(model.trainable_variables)
+
+    @tf.function
+    def update(batch):
+        with tf.GradientTape() as tape:
+            loss, metrics = loss_fn(model, *batch)
+        return {**metrics, **opt(tape, loss, model.trainable_variables)}
+    return lambda batch: update(tuple(tf.convert_to_tensor(x) for x in batch))
+
+
+def latent_loss(policy, stacked, z):
+    loss = tf.reduce_mean((policy(stacked) - z) ** 2)
+    return loss, {'latent_mse': loss}
+
+
+def behaviour_loss(discrete):
+    def loss_fn(policy, stacked, actions):
+        output = policy(stacked)
+        loss = action_loss(output, actions, discrete)
+        metrics = {'action_loss': loss}
+        if discrete:
+            metrics['accuracy'] = tf.reduce_mean(tf.cast(tf.argmax(output, -1) == tf.argmax(actions, -1), tf.float32))
+        return loss, metrics
+    return loss_fn

@@ -1,0 +1,153 @@
+"""Offline data: episodes of a replay-format directory, the representation a model reads, the
+train/held-out split by episodes, and the (o_t, o_{t+k}) windows of LAPO.
+
+A representation maps an episode's (or a batch of live observations') arrays to the model's input
+per step. `image` ones are uint8 [H, W, C] read by conv nets; `vector` ones are float [F] read by MLPs.
+New ones (object slots, slot-masked pixels) register here under a name for `offline.repr`.
+"""
+import dataclasses
+import pathlib
+import warnings
+from typing import Callable
+
+import numpy as np
+
+from vsg.collect import read_dataset_info
+
+
+class DataError(ValueError):
+    """One line saying what is wrong with the data."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Representation:
+    keys: tuple          # the episode keys it reads
+    kind: str            # 'image' or 'vector'
+    convert: Callable    # {key: array [..., per step]} -> array [..., *shape]
+
+
+REPRESENTATIONS = {
+    'pixels': Representation(('image',), 'image', lambda data: data['image']),
+}
+
+
+def representation(name):
+    if name not in REPRESENTATIONS:
+        raise DataError(f"unknown representation {name!r}; known: {', '.join(REPRESENTATIONS)}")
+    return REPRESENTATIONS[name]
+
+
+def load_episodes(directory, keys):
+    """(episodes, file names) of `directory`, oldest first; each episode must hold `keys`.
+    Unreadable files are skipped with a warning, as the replay does."""
+    directory = pathlib.Path(directory).expanduser()
+    if not directory.is_dir():
+        raise DataError(f'data directory {directory} does not exist (give a directory of episode .npz files, '
+                        'e.g. one written by vsg.collect)')
+    episodes, names = [], []
+    for path in sorted(directory.glob('*.npz')):
+        if path.name.startswith('.'):
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                episode = {key: data[key] for key in data.files}
+        except Exception as e:
+            warnings.warn(f'skipping unreadable episode {path}: {type(e).__name__}: {e}')
+            continue
+        missing = [key for key in keys if key not in episode]
+        if missing:
+            raise DataError(f"episode {path} lacks {', '.join(map(repr, missing))} (it has {', '.join(sorted(episode))})")
+        episodes.append(episode)
+        names.append(path.name)
+    if not episodes:
+        raise DataError(f'data directory {directory} holds no episode .npz files')
+    return episodes, names
+
+
+def split(count, test_fraction, seed):
+    """(train, test) episode indices: a seeded shuffle, the last `test_fraction` (at least one) held out."""
+    if count < 2:
+        raise DataError(f'need at least 2 episodes (one is held out for the probe), found {count}')
+    order = np.random.default_rng(seed).permutation(count)
+    tests = min(count - 1, max(1, round(test_fraction * count)))
+    return order[:count - tests], order[count - tests:]
+
+
+def is_one_hot(actions):
+    """Whether action rows are one-hot (a discrete action space); all-zero rows (the first step's
+    placeholder) are ignored."""
+    rows = actions[np.abs(actions).sum(-1) > 0]
+    return bool(len(rows)) and bool(np.all((rows == 0) | (rows == 1)) and np.all(rows.sum(-1) == 1))
+
+
+class Dataset:
+    """All episodes' representation, actions and returns as flat arrays over steps.
+
+    A step `g` indexes the concatenation of the episodes; `action[g + 1]` is the action taken at
+    step g (the replay stores with each obs the action that led to it), so the transition g -> g+1
+    exists for the steps that are not their episode's last."""
+
+    def __init__(self, episodes, names, repr_name, frame_stack=1):
+        self.repr = representation(repr_name)
+        self.names = names
+        self.frame_stack = frame_stack
+        self.inputs = np.concatenate([np.asarray(self.repr.convert(ep)) for ep in episodes])
+        lengths = np.array([len(ep['is_first']) if 'is_first' in ep else len(self.repr.convert(ep)) for ep in episodes])
+        self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        self.ends = self.starts + lengths
+        self.episode = np.repeat(np.arange(len(episodes)), lengths)
+        self.actions = np.concatenate([ep['action'] for ep in episodes]).astype(np.float32) if 'action' in episodes[0] else None
+        self.returns = np.array([float(ep['reward'].sum()) for ep in episodes]) if 'reward' in episodes[0] else None
+        self.discrete = self.actions is not None and is_one_hot(self.actions)
+        if self.repr.kind == 'image' and self.inputs.shape[1:3] != (64, 64):
+            raise DataError(f'the {repr_name} representation needs 64x64 images (the conv nets), '
+                            f'the episodes hold {self.inputs.shape[1]}x{self.inputs.shape[2]}')
+
+    @property
+    def num_episodes(self):
+        return len(self.starts)
+
+    @property
+    def step_shape(self):
+        """The model's input per step: frame_stack steps concatenated along the last axis."""
+        shape = self.inputs.shape[1:]
+        return (*shape[:-1], shape[-1] * self.frame_stack)
+
+    def transitions(self, episodes, offset=1):
+        """Steps g of `episodes` with g + offset inside the same episode."""
+        steps = [np.arange(self.starts[e], self.ends[e] - offset) for e in episodes]
+        return np.concatenate(steps) if steps else np.zeros(0, np.int64)
+
+    def stacked(self, steps):
+        """The inputs of `steps` with their frame_stack - 1 predecessors (oldest first, the episode's
+        first step repeated before its start), concatenated along the last axis."""
+        first = self.starts[self.episode[steps]]
+        frames = [self.inputs[np.maximum(steps - back, first)] for back in range(self.frame_stack - 1, -1, -1)]
+        return np.concatenate(frames, -1)
+
+    def future(self, steps, offsets):
+        """The input `offsets` steps after each of `steps`, not beyond its episode's last."""
+        return self.inputs[np.minimum(steps + offsets, self.ends[self.episode[steps]] - 1)]
+
+    def next_actions(self, steps):
+        return self.actions[steps + 1]
+
+
+def offsets_for(count, offset, sampled, rng):
+    """k for each of `count` windows: `offset`, or uniform in 1..offset when `sampled`."""
+    if sampled:
+        return rng.integers(1, offset + 1, count)
+    return np.full(count, offset)
+
+
+def label_offset(offset, sampled):
+    """The k with which the IDM labels a step: the fixed offset, or 1 when it was sampled."""
+    return 1 if sampled else offset
+
+
+def recorded_env(directory):
+    """The task and flat env settings recorded by vsg.collect, or None."""
+    info = read_dataset_info(directory)
+    if info is None:
+        return None
+    return {'task': info['task'], **info['env']}
