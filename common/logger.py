@@ -37,6 +37,21 @@ def make(logdir, step, action_repeat):
     return elements.Logger(step, outputs, multiplier=action_repeat)
 
 
+def read_records(path):
+    """The records of a metrics.jsonl. A last line cut short by a kill mid-write is left out (the run
+    rewrites that step); a bad line elsewhere is a one-line ValueError naming the file and line."""
+    lines = [line for line in pathlib.Path(path).read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise ValueError(f'{path}: line {number} is not JSON; the file is corrupt') from None
+    return records
+
+
 def logs_frames(records):
     """Whether metrics.jsonl records (dicts) are stamped with env frames (written since AGENT_STEPS)."""
     return any(AGENT_STEPS in record for record in records)
@@ -49,7 +64,7 @@ def convert_to_frames(logdir, action_repeat):
     path = pathlib.Path(logdir) / METRICS
     if not path.exists():
         return False
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = read_records(path)
     if not records or logs_frames(records):
         return False
     for record in records:
@@ -181,14 +196,15 @@ class Status:
         self._printed = now
         steps, _, steps_per_s, updates_per_s = self._rates()
         left = max(self._total - steps, 0)
-        eta = _duration(left / steps_per_s) if steps_per_s > 0 else '-'
+        eta = duration(left / steps_per_s) if steps_per_s > 0 else '-'
         last_eval = '-' if self.eval_return is None else f'{self.eval_return:.1f}'
         print(f'status: {self.phase} | agent step {steps:,}/{self._total:,} | env frames {steps * self._repeat:,} | '
               f'{updates_per_s:.2f} updates/s | {steps_per_s * self._repeat:.1f} env frames/s | ETA {eta} | '
               f'last eval return {last_eval}', flush=True)
 
 
-def _duration(seconds):
+def duration(seconds):
+    """'2h05m', '3m07s' or '42s': an ETA for a progress line."""
     minutes, seconds = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     if hours:

@@ -153,6 +153,23 @@ def test_old_agent_step_logs_convert_to_frames_once_and_plot_the_same(tmp_path):
     assert not list(run.glob('.*.tmp'))
 
 
+def test_a_line_torn_by_a_kill_is_left_out_and_a_corrupt_one_named(tmp_path):
+    run = _write_run(tmp_path / 'torn', [(0, 1.0), (50, 2.0)], repeat=8)
+    with open(run / 'metrics.jsonl', 'a') as file:
+        file.write('{"step": 100, "eval/ret')      # a write cut short: no closing brace, no newline
+    assert plot.read_curve(run, 'eval/return')[0].tolist() == [0, 400]
+    assert logger_lib.convert_to_frames(run, 8)   # resuming rewrites the file without the torn line
+    records = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
+    assert [r['step'] for r in records] == [0, 400, 400]
+    bad = _write_run(tmp_path / 'bad', [(0, 1.0), (50, 2.0)], repeat=8)
+    lines = (bad / 'metrics.jsonl').read_text().splitlines()
+    (bad / 'metrics.jsonl').write_text('\n'.join([lines[0], 'garbage', lines[1]]) + '\n')
+    with pytest.raises(ValueError, match=r'metrics.jsonl: line 2 is not JSON; the file is corrupt'):
+        plot.read_curve(bad, 'eval/return')
+    with pytest.raises(SystemExit, match='line 2 is not JSON'):
+        plot.main([str(bad), '--out', str(tmp_path / 'x.png')])
+
+
 def test_dreamerv2_logdirs_plot_in_env_frames_with_underscore_keys(tmp_path):
     ours = _write_run(tmp_path / 'ours', [(50, 1.0), (100, 2.0)], repeat=8)
     reference = _write_run(tmp_path / 'ref', [(400, 3.0), (800, 5.0)], repeat=0, key='eval_return')

@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from common import logger as logger_lib
+
 DATASET_FILE = 'dataset.json'
 
 
@@ -190,14 +192,8 @@ class Progress:
             return
         self._last, self._printed = done, now
         rate = (done - self._first) / max(now - self._start, 1e-9)
-        eta = duration((self._total - done) / rate) if rate > 0 else '-'
+        eta = logger_lib.duration((self._total - done) / rate) if rate > 0 else '-'
         print(f'collect: {done}/{self._total} episodes | {rate * 60:.1f} episodes/min | ETA {eta}', flush=True)
-
-
-def duration(seconds):
-    minutes, seconds = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f'{hours}h{minutes:02d}m' if hours else f'{minutes}m{seconds:02d}s' if minutes else f'{seconds}s'
 
 
 def worker_seed(seed, done, worker):

@@ -12,13 +12,12 @@ from it is looked up with '/' spelt '_' (DreamerV2 writes `eval_return` for our 
 """
 import argparse
 import glob
-import json
 import pathlib
 import sys
 
 import numpy as np
 
-from common.logger import logs_frames
+from common.logger import logs_frames, read_records
 
 BANDS = ('minmax', 'stderr', 'std')
 
@@ -30,7 +29,7 @@ def read_curve(logdir, key):
     path = logdir / 'metrics.jsonl'
     if not path.exists():
         raise FileNotFoundError(f'{path} does not exist; pass run directories written by vsg.train')
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = read_records(path)
     repeat = 1 if logs_frames(records) else _action_repeat(logdir / 'config.yaml')
     if not any(key in record for record in records):
         key = key.replace('/', '_')

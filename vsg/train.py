@@ -121,8 +121,11 @@ def run(config):
     replay = load_replay(config, logdir / 'replay')
     agent, counters = make_agent(config, train_envs[0], logdir)
     step = elements.Counter(counters.get('step', 0))
-    if counters and logger_lib.convert_to_frames(logdir, config.env.action_repeat):
-        print(f'Converted {logdir / logger_lib.METRICS} from agent steps to env frames.')
+    try:
+        if counters and logger_lib.convert_to_frames(logdir, config.env.action_repeat):
+            print(f'Converted {logdir / logger_lib.METRICS} from agent steps to env frames.')
+    except ValueError as e:  # A corrupt metrics.jsonl: say so, touch nothing.
+        sys.exit(f'error: {e}')
     logger = logger_lib.make(logdir, step, config.env.action_repeat)
     means = logger_lib.Mean()
 

@@ -11,7 +11,6 @@ import numpy as np
 
 from common import checkpoint
 from common import logger as logger_lib
-from vsg.collect import duration
 
 
 class StageError(ValueError):
@@ -107,7 +106,7 @@ def train(name, logdir, variables, update, batches, steps, save_every, log_every
             shown = ' | '.join(f'{key.split("/", 1)[1]} {float(value):.4g}' for key, value in last.items()
                                if np.ndim(value) == 0 and not key.endswith('grad_norm'))
             print(f'{name}: update {int(step):,}/{steps:,} | {shown} | {rate:.1f} updates/s | '
-                  f'ETA {duration((steps - int(step)) / rate) if rate else "-"}', flush=True)
+                  f'ETA {logger_lib.duration((steps - int(step)) / rate) if rate else "-"}', flush=True)
         if int(step) % save_every == 0 or int(step) == steps:
             checkpoint.save(path, variables, {'step': int(step), **inputs}, keep=keep)
 
