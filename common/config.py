@@ -34,6 +34,7 @@ RANGES = (
     (OPEN_UNIT_INTERVAL, lambda value: 0 < value < 1, 'lie in (0, 1), both ends excluded'),
 )
 HELP_FLAGS = ('--help', '-h')
+RENAMED = {'env.camera': 'env.dmc.camera'}  # old name -> new name, for runs saved before the rename
 
 
 class ConfigError(ValueError):
@@ -108,6 +109,22 @@ def validate(config):
         raise ConfigError(f'env.size={list(config.env.size)} is not supported; the CNN takes 64 64 images')
     if config.rssm.discrete < 0:
         raise ConfigError(f'rssm.discrete={config.rssm.discrete} must be 0 (Gaussian latents) or more (classes)')
+
+
+def load_run(logdir, path=CONFIGS_FILE):
+    """The config a run saved in `logdir/config.yaml`, with any key added to configs.yaml since the run
+    was written taken from `defaults` (so older runs still evaluate) and renamed keys (RENAMED) under
+    their new names. A saved key that configs.yaml no longer knows is a ConfigError: its meaning is gone."""
+    saved_path = pathlib.Path(logdir) / 'config.yaml'
+    try:
+        saved = elements.Config.load(saved_path)
+    except Exception as e:  # Unreadable YAML of any kind: one line, no traceback.
+        problem, mark = getattr(e, 'problem', None), getattr(e, 'problem_mark', None)
+        where = f' at line {mark.line + 1}' if mark is not None else ''
+        reason = f'{problem}{where}' if problem else str(e).strip().splitlines()[0]
+        raise ConfigError(f'cannot read {saved_path}: {type(e).__name__}: {reason}') from None
+    saved = {RENAMED.get(key, key): value for key, value in saved.flat.items()}
+    return _update(elements.Config(read_blocks(path)['defaults']), saved, f'the saved {saved_path}')
 
 
 def _split_configs_flag(argv):

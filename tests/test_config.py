@@ -95,3 +95,38 @@ def test_help_shows_values_merged_by_named_configs_and_ignores_other_flags():
     assert key_line(lines, 'rssm.deter').split()[:2] == ['--rssm.deter', '128']
     assert key_line(lines, 'task').split()[:2] == ['--task', 'dmc_cartpole_balance']
     assert key_line(lines, 'model_opt.lr').split()[:2] == ['--model_opt.lr', '0.0003']
+
+
+def save_run_config(logdir, **changes):
+    """A run directory whose config.yaml is today's defaults with `changes` (None deletes a key)."""
+    import elements
+    flat = dict(elements.Config(config_lib.read_blocks()['defaults']).flat)
+    for key, value in changes.items():
+        if value is None:
+            del flat[key]
+        else:
+            flat[key] = value
+    logdir.mkdir()
+    elements.Config(flat).save(logdir / 'config.yaml')
+    return logdir
+
+
+def test_a_run_saved_before_a_key_existed_loads_with_that_key_defaulted(tmp_path):
+    # prioritize_ends came after the first runs; env.camera became env.dmc.camera.
+    logdir = save_run_config(tmp_path / 'old', **{
+        'replay.prioritize_ends': None, 'env.dmc.camera': None, 'env.camera': 2, 'seed': 7})
+    config = config_lib.load_run(logdir)
+    assert config.replay.prioritize_ends is False and config.env.dmc.camera == 2 and config.seed == 7
+
+
+@pytest.mark.parametrize('content, fragment', [
+    (None, "unknown key 'no_such_key'"),
+    ('seed: [1, 2\n', 'cannot read'),
+])
+def test_a_bad_saved_run_config_is_one_line(tmp_path, content, fragment):
+    logdir = save_run_config(tmp_path / 'bad', no_such_key=1)
+    if content is not None:
+        (logdir / 'config.yaml').write_text(content)
+    with pytest.raises(config_lib.ConfigError) as error:
+        config_lib.load_run(logdir)
+    assert fragment in str(error.value) and '\n' not in str(error.value)

@@ -284,11 +284,14 @@ def collect_episodes(config, policy, noise, outdir, count, seed, on_episode=None
 
 def _collect_with_agent(config, logdir, args, outdir, need, done, progress):
     """A trained agent's policy on W envs in spawned workers (this process holds TensorFlow)."""
-    import elements
+    from common import config as config_lib
     from common import driver as driver_lib
     from common.replay import Replay
     from vsg import train
-    agent_config = elements.Config.load(logdir / 'config.yaml')
+    try:
+        agent_config = config_lib.load_run(logdir)
+    except config_lib.ConfigError as e:
+        sys.exit(f'error: {e}')
     if agent_config.task != config.task:
         sys.exit(f'error: the checkpoint in {logdir} was trained on {agent_config.task}, not --task {config.task}')
     seed = worker_seed(config.seed, done, 0)

@@ -8,9 +8,9 @@ import json
 import pathlib
 import sys
 
-import elements
 import numpy as np
 
+from common import config as config_lib
 from common import driver as driver_lib
 from common import video
 from vsg import train
@@ -31,7 +31,10 @@ def main(argv=None):
             sys.exit(f'error: {logdir / name} does not exist; --logdir must be a run directory written by vsg.train')
     if args.episodes < 1:
         sys.exit(f'error: --episodes={args.episodes} must be at least 1')
-    config = elements.Config.load(logdir / 'config.yaml')
+    try:
+        config = config_lib.load_run(logdir)
+    except config_lib.ConfigError as e:
+        sys.exit(f'error: {e}')
     seed = config.seed + 20_000 if args.seed is None else args.seed
     env = train.make_envs(config, 1, seed)
     try:

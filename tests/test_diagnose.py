@@ -1,0 +1,64 @@
+"""vsg.diagnose: which steps it compares, against a hand computation on a model whose reward is known."""
+import gymnasium
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common import config as config_lib
+from vsg import diagnose
+
+B, T, A = 4, 7, 2
+
+
+def make_agent(core, discrete=False):
+    from vsg.agent import Agent
+    config = config_lib.load(['--configs', 'debug', '--core', core, '--jit', 'false',
+                              '--svsg.stoch', '6', '--svsg.hidden', '5'])
+    action = gymnasium.spaces.Discrete(A) if discrete else gymnasium.spaces.Box(-1, 1, (A,), np.float32)
+    return Agent({'image': gymnasium.spaces.Box(0, 255, (64, 64, 3), np.uint8)}, {'action': action}, config)
+
+
+def batch(seed=0):
+    r = np.random.default_rng(seed)
+    return {
+        'image': r.integers(0, 256, (B, T, 64, 64, 3)).astype(np.uint8),
+        'action': r.uniform(-1, 1, (B, T, A)).astype(np.float32),
+        'reward': r.normal(size=(B, T)).astype(np.float32),
+        'is_first': np.broadcast_to(np.arange(T) == 0, (B, T)).copy(),
+        'is_terminal': np.zeros((B, T), bool)}
+
+
+def constant_reward(agent, value):
+    """Zero weights and bias `value` in the reward head's output layer: every prediction is `value`."""
+    out = agent.wm.reward_head._out
+    out.kernel.assign(tf.zeros_like(out.kernel))
+    out.bias.assign(tf.fill(out.bias.shape, value))
+
+
+@pytest.mark.parametrize('core', ['rssm', 'svsg'])
+def test_errors_compare_the_steps_after_the_context_with_the_replayed_reward(core):
+    agent = make_agent(core)
+    constant_reward(agent, 0.25)
+    data, context = batch(), 3
+    result = diagnose.diagnose(agent, data, context, T - context)
+    future = data['reward'][:, context:].astype(np.float64)
+    np.testing.assert_allclose(result['open_loop_reward_mse'], np.mean((0.25 - future) ** 2, 0), atol=1e-4)
+    assert result['posterior_reward_mse'] == pytest.approx(np.mean((0.25 - future) ** 2), abs=1e-4)
+    assert result['reward_var'] == pytest.approx(np.var(future), abs=1e-4)
+    # A reward head that ignores the state cannot show an action effect.
+    assert result['constant_action_reward'] == {'0': 0.25, '+1': 0.25, '-1': 0.25}
+
+
+def test_discrete_actions_are_tried_one_by_one():
+    agent = make_agent('rssm', discrete=True)
+    data = batch()
+    data['action'] = np.eye(A, dtype=np.float32)[np.random.default_rng(1).integers(0, A, (B, T))]
+    result = diagnose.diagnose(agent, data, 2, 3)
+    assert len(result['open_loop_reward_mse']) == 3
+    assert set(result['constant_action_reward']) == {f'action_{i}' for i in range(A)}
+
+
+def test_command_line_refuses_a_directory_that_is_not_a_run(tmp_path):
+    with pytest.raises(SystemExit) as error:
+        diagnose.main(['--logdir', str(tmp_path)])
+    assert 'config.yaml does not exist' in str(error.value)

@@ -1,0 +1,97 @@
+"""What a trained world model knows about reward and actions: `python -m vsg.diagnose --logdir DIR`.
+
+Reads the run's config, checkpoint and replay (nothing is written) and prints one JSON line:
+- `open_loop_reward_mse[k]`: the model sees `--context` steps of a replay sequence, then imagines
+  k = 1..horizon steps ahead from the true actions; mean squared error of its reward against the
+  replayed reward, next to `reward_var` (what predicting the mean reward would score) and
+  `posterior_reward_mse` (the same steps read from the posterior, with the observations).
+- `constant_action_reward`: from every posterior state of the batch, imagine `horizon` steps of one
+  constant action and average the imagined reward. Continuous actions try 0, +1 and -1 in every
+  dimension, discrete ones each action. Equal values mean the imagined reward ignores the action,
+  so an actor trained in imagination has nothing to learn from.
+"""
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+from common import config as config_lib
+from vsg import train
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--logdir', required=True, help='run directory holding config.yaml, checkpoint.npz and replay/')
+    parser.add_argument('--batch', type=int, default=16, help='replay sequences to average over')
+    parser.add_argument('--context', type=int, default=5, help='observed steps before the open-loop part')
+    parser.add_argument('--horizon', type=int, default=15, help='imagined steps')
+    parser.add_argument('--seed', type=int, default=0, help='replay sampling and latent sampling seed')
+    args = parser.parse_args(argv)
+    for name in ('batch', 'context', 'horizon'):
+        if getattr(args, name) < 1:
+            sys.exit(f'error: --{name}={getattr(args, name)} must be at least 1')
+    logdir = pathlib.Path(args.logdir).expanduser()
+    for name in ('config.yaml', train.CHECKPOINT, 'replay'):
+        if not (logdir / name).exists():
+            sys.exit(f'error: {logdir / name} does not exist; --logdir must be a run directory written by vsg.train')
+    try:
+        config = config_lib.load_run(logdir)
+    except config_lib.ConfigError as e:
+        sys.exit(f'error: {e}')
+    env = train.make_envs(config, 1, config.seed)
+    try:
+        agent, counters = train.make_agent(config, env[0], logdir)
+    finally:
+        env[0].close()
+    replay = train.load_replay(config.update(seed=args.seed), logdir / 'replay')
+    try:
+        data = replay.sample(args.batch, args.context + args.horizon)
+    except ValueError as e:
+        sys.exit(f'error: {e}')
+    agent.rng.reset_from_seed(args.seed)
+    result = diagnose(agent, data, args.context, args.horizon)
+    print(json.dumps({'logdir': str(logdir), 'core': config.core, 'step': counters.get('step', 0), **result}))
+
+
+def diagnose(agent, data, context, horizon):
+    """The two measurements of the module docstring on one replay batch [B, context + horizon]."""
+    import tensorflow as tf
+
+    if data['reward'].shape[1] < context + horizon:
+        raise ValueError(f"a batch of length {data['reward'].shape[1]} is shorter than context + horizon = {context + horizon}")
+    wm = agent.wm
+    data = {key: tf.convert_to_tensor(value[:, :context + horizon]) for key, value in data.items()}
+    reward = data['reward'].numpy().astype(np.float64)
+    post, _ = wm.core.observe(wm.encoder(data['image']), data['action'], data['is_first'])
+    posterior_reward = wm.reward(wm.core.get_feat(post)).mean().numpy()
+    start = {key: value[:, context - 1] for key, value in post.items()}
+    prior = wm.core.imagine(data['action'][:, context:], start)
+    open_loop = wm.reward(wm.core.get_feat(prior)).mean().numpy()
+    future = reward[:, context:]
+    result = {
+        'open_loop_reward_mse': [round(float(v), 4) for v in np.mean((open_loop - future) ** 2, 0)],
+        'posterior_reward_mse': round(float(np.mean((posterior_reward[:, context:] - future) ** 2)), 4),
+        'reward_var': round(float(np.var(future)), 4)}
+    flat = {key: tf.reshape(value, [-1, *value.shape[2:]]) for key, value in post.items()}
+    starts = int(flat['deter' if 'deter' in flat else 'stoch'].shape[0])
+    act_dim = int(data['action'].shape[-1])
+    result['constant_action_reward'] = {}
+    for name, action in constant_actions(act_dim, agent.discrete).items():
+        actions = tf.broadcast_to(tf.constant(action, tf.float32), [starts, horizon, act_dim])
+        imagined = wm.core.imagine(actions, flat)
+        result['constant_action_reward'][name] = round(float(tf.reduce_mean(
+            wm.reward(wm.core.get_feat(imagined)).mean())), 4)
+    return result
+
+
+def constant_actions(act_dim, discrete):
+    """{label: action vector}: each one-hot action, or 0, +1 and -1 in every dimension."""
+    if discrete:
+        return {f'action_{i}': np.eye(act_dim, dtype=np.float32)[i] for i in range(act_dim)}
+    return {label: np.full(act_dim, value, np.float32) for label, value in (('0', 0.0), ('+1', 1.0), ('-1', -1.0))}
+
+
+if __name__ == '__main__':
+    main()
