@@ -24,7 +24,8 @@ SUITES = {
     'bbs': ('envs.bbs:BBS', ('max_objects', 'max_distractors', 'variable_num_objects',
                              'variable_num_distractors', 'variable_goal_position', 'agent_view_size',
                              'arena_scale', 'shaping')),
-    'dcs': ('envs.dcs:DCS', ('difficulty', 'dynamic', 'distractions', 'background_dir', 'camera')),
+    'dcs': ('envs.dcs:DCS', ('difficulty', 'dynamic', 'distractions', 'background_dir', 'background_split',
+                             'camera')),
     'fetch': ('envs.fetch:Fetch', ()),
 }
 

@@ -6,9 +6,10 @@ DMC (envs/dmc.py) with up to three distractions that change only what is drawn, 
   on the side faces); the video shows through the floor, which turns clear for the reacher, stays
   opaque for walker and cheetah and gets alpha 0.3 elsewhere. Static: one random frame
   per episode; dynamic: a random clip plays from a random frame, reversing at its ends. Videos come
-  from `background_dir` (folders of JPEG frames, e.g. DAVIS 2017) or, by default, from
-  envs/backgrounds.py's generated clips; easy and medium draw from the first 4 and 8 clips, harder
-  settings from all of them.
+  from `background_dir` (video files or folders of JPEG frames, e.g. DAVIS 2017) or, by default,
+  from envs/backgrounds.py's generated clips; `background_split` train or val keeps the training or
+  evaluation ones (DAVIS's lists; two thirds and a third of the generated clips). Easy and medium
+  draw from the first 4 and 8 clips, harder settings from all of them.
 * camera: the camera orbits the point it looks at (along its axis at the depth of its body's
   centre of mass) by horizontal and vertical angles up to pi/2 * scale, moves 0.5 * scale closer or
   1.5 * scale farther, and rolls up to pi/2 * scale; except for the top-down reacher it stays above
@@ -84,11 +85,11 @@ class DCS(dmc.DMC):
     """DMC plus distractions applied to the model's materials, skybox texture and camera pose."""
 
     def __init__(self, task, seed=0, difficulty='easy', dynamic=False,
-                 distractions=DISTRACTIONS, background_dir='', camera=-1):
+                 distractions=DISTRACTIONS, background_dir='', background_split='all', camera=-1):
         """difficulty: easy, medium, hard or a scale in (0, 1]. dynamic: distractions change every
         step (else once per episode). distractions: which of background, camera, color, or all. background_dir:
-        folders of JPEG frames, '' or None for generated videos. camera: a camera id, -1 for the
-        domain's default."""
+        video files or folders of JPEG frames, '' or None for generated videos. background_split: all,
+        train or val (see envs/backgrounds.py). camera: a camera id, -1 for the domain's default."""
         domain, _ = resolve_task(task)
         scale = parse_difficulty(difficulty)
         if not isinstance(dynamic, (bool, np.bool_)):
@@ -97,7 +98,7 @@ class DCS(dmc.DMC):
         if not (isinstance(camera, numbers.Integral) and not isinstance(camera, bool) and camera >= -1):
             raise ValueError(f'DCS camera must be a camera id (an int >= 0) or -1 for the default; got {camera!r}.')
         # Checked even when the background is off, so that a mistyped path does not go unnoticed.
-        source = backgrounds.open_source(background_dir)
+        source = backgrounds.open_source(background_dir, background_split)
         super().__init__(task, seed=seed, camera=camera)
         try:
             self._add_distractions(domain, seed, scale, bool(dynamic), distractions, source)

@@ -163,7 +163,8 @@ def test_bad_settings_are_one_line_errors_and_jpeg_folders_work(tmp_path):
         bad = [dict(difficulty='extreme'), dict(difficulty=0), dict(difficulty=1.5), dict(difficulty=True),
                dict(dynamic='yes'), dict(distractions=['background', 'noise']), dict(distractions=3),
                dict(background_dir=root + '/missing'), dict(background_dir=root + '/empty'),
-               dict(background_dir=root + '/no_jpegs'), dict(camera=7), dict(camera='side')]
+               dict(background_dir=root + '/no_jpegs'), dict(background_split='test'),
+               dict(background_dir=root + '/DAVIS', background_split='val'), dict(camera=7), dict(camera='side')]
         errors = []
         for settings in bad:
             try:
@@ -197,7 +198,9 @@ def test_bad_settings_are_one_line_errors_and_jpeg_folders_work(tmp_path):
         'dynamic must be true or false', "Unknown DCS distraction 'noise'; allowed: background, camera, color or all",
         'distractions must be a list of some of background, camera, color (or all); got 3',
         f"'{tmp_path}/missing' is not a directory", f"'{tmp_path}/empty' holds no videos",
-        f"'{tmp_path}/no_jpegs' holds no videos", 'camera 7 does not exist', 'camera must be a camera id',
+        f"'{tmp_path}/no_jpegs' holds no videos", "background_split must be all, train or val; got 'test'",
+        f"needs DAVIS's list val.txt, found at none of {tmp_path}/DAVIS/ImageSets/2017/val.txt",
+        'camera 7 does not exist', 'camera must be a camera id',
         "'dcs_cheetah_rnu'; did you mean dcs_cheetah_run?", "Unknown DCS task 'dcs_quadruped_walk'"]
     assert len(errors) == len(fragments)
     for error, fragment in zip(errors, fragments):
@@ -246,11 +249,14 @@ def test_frame_strip_entry_point_writes_a_png(tmp_path):
 
 
 def test_config_block_holds_every_setting():
-    config = config_lib.load(['--env.dcs.difficulty', 'hard', '--env.dcs.distractions', 'camera,color'])
+    config = config_lib.load(['--env.dcs.difficulty', 'hard', '--env.dcs.distractions', 'camera,color',
+                              '--env.dcs.background_split', 'val'])
     assert set(config.env.dcs) == set(envs.SUITES['dcs'][1])
     assert config.env.dcs.difficulty == 'hard' and tuple(config.env.dcs.distractions) == ('camera', 'color')
+    assert config.env.dcs.background_split == 'val'
     assert dict(config_lib.load([]).env.dcs) == {
-        'difficulty': 'easy', 'dynamic': False, 'distractions': ('all',), 'background_dir': '', 'camera': -1}
+        'difficulty': 'easy', 'dynamic': False, 'distractions': ('all',), 'background_dir': '',
+        'background_split': 'all', 'camera': -1}
 
 
 def dcs_sh(*args):
