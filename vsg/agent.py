@@ -218,6 +218,8 @@ class Agent:
         self._build(obs_space)
         self.train = tf.function(self._train, jit_compile=config.jit)
         self.policy = tf.function(self._policy, jit_compile=config.jit)
+        # The world model alone (vsg.screen); traced only if called.
+        self.train_world_model = tf.function(lambda data: self._train_world_model(data)[1], jit_compile=config.jit)
         # Runs only at log time, so it is not worth an XLA compile.
         self.video_prediction = tf.function(self.wm.video_prediction)
 
@@ -241,14 +243,18 @@ class Agent:
         return action, (latent, action)
 
     def _train(self, data):
-        with tf.GradientTape() as model_tape:
-            model_loss, post, metrics = self.wm.loss(data)
-        metrics.update(self.model_opt(model_tape, model_loss, self.wm.trainable_variables))
+        post, metrics = self._train_world_model(data)
         start = tf.nest.map_structure(
             lambda x: tf.stop_gradient(tf.reshape(x, [-1, *x.shape[2:]])), post)
         metrics.update(self.ac.train(self.wm, start, self.actor_opt, self.critic_opt, self.updates))
         self.updates.assign_add(1)
         return metrics
+
+    def _train_world_model(self, data):
+        with tf.GradientTape() as model_tape:
+            model_loss, post, metrics = self.wm.loss(data)
+        metrics.update(self.model_opt(model_tape, model_loss, self.wm.trainable_variables))
+        return post, metrics
 
     def _build(self, obs_space):
         """Creates every variable eagerly on a [1, 2] dummy batch, so compiled functions never do."""
