@@ -58,5 +58,28 @@ class OneHot(tfd.OneHotCategorical):
 def trunc_normal(mean, std_logits, min_std):
     """DreamerV2's continuous actor: tanh mean, std in [min_std, 2 + min_std], support [-1, 1]."""
     std = 2 * tf.sigmoid(std_logits / 2) + min_std
-    return tfd.Independent(tfd.TruncatedNormal(tf.tanh(mean), std, -1.0, 1.0), 1)
+    return tfd.Independent(ReparameterizedTruncatedNormal(tf.tanh(mean), std, -1.0, 1.0), 1)
 
+
+class ReparameterizedTruncatedNormal(tfd.TruncatedNormal):
+    """TFP's TruncatedNormal with two repairs for the actor.
+
+    * Gradients. TFP declares its samples fully reparameterised, but on TensorFlow 2.21 / TFP 0.25 a
+      sample taken on its own passes no gradient to loc and scale. Samples get, explicitly, the
+      gradient TensorFlow's own rule for that sampler defines: d sample / d loc = 1 and
+      d sample / d scale = (sample - loc) / scale (the sampler's value is held fixed, so nothing is
+      counted twice where TensorFlow's rule does apply).
+    * Bounds. The sampler can return a value one rounding step outside [low, high], where log_prob is
+      -inf (a rare non-finite REINFORCE loss stopped two runs): samples are moved `INSIDE` within the
+      bounds with a straight-through gradient.
+    """
+
+    INSIDE = 1e-6
+
+    def _sample_n(self, n, seed=None):
+        sample = tf.stop_gradient(super()._sample_n(n, seed=seed))
+        loc, scale = self.loc, self.scale
+        standard = tf.stop_gradient((sample - loc) / scale)
+        sample += (loc - tf.stop_gradient(loc)) + standard * (scale - tf.stop_gradient(scale))
+        inside = tf.clip_by_value(sample, self.low + self.INSIDE, self.high - self.INSIDE)
+        return sample + tf.stop_gradient(inside - sample)
