@@ -124,6 +124,69 @@ def test_vq_restarts_dead_codes_at_inputs():
     assert any(np.allclose(code, row) for code in codes[1:] for row in x.numpy())
 
 
+# --- The forward models.
+
+def lapo_model(fdm, stacked, future, latent='continuous'):
+    """The offline_debug latent action model with the given FDM, built on one batch."""
+    import keras
+    from vsg import train
+    from vsg.offline.lapo import LatentActionModel
+    config = train.parse(['--configs', 'offline', 'offline_debug', '--offline.lapo.fdm', fdm,
+                          '--offline.lapo.latent', latent], need_logdir=False)
+    keras.utils.set_random_seed(0)
+    model = LatentActionModel('image', future.shape[1:], config.offline.net, config.offline.lapo)
+    model(stacked, future)
+    return model
+
+
+def frames(batch=3, stack=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (batch, 64, 64, 3 * stack), np.uint8), rng.integers(0, 256, (batch, 64, 64, 3), np.uint8))
+
+
+def test_unet_fdm_predicts_the_target_shape_and_copies_o_t_until_trained():
+    import tensorflow as tf
+    from vsg.offline.lapo import as_target
+    stacked, future = frames()
+    model = lapo_model('unet', stacked, future)
+    assert not any(v.path.startswith('lapo/fdm/encoder') or 'decoder' in v.path for v in model.fdm.variables)
+    z = tf.constant(np.random.default_rng(1).normal(size=(3, 4)), tf.float32)
+    prediction = model.fdm(stacked, z)
+    assert prediction.shape == future.shape
+    # The change layer starts at zero: whatever z says, the untrained U-Net predicts o_t, the last stacked frame.
+    np.testing.assert_array_equal(prediction.numpy(), as_target('image', stacked[..., -3:]).numpy())
+    vector = lapo_model('vector', stacked, future)
+    assert vector.fdm(stacked, z).shape == future.shape
+
+
+def test_the_gradient_reaches_z_through_the_unet():
+    import tensorflow as tf
+    stacked, future = frames()
+    model = lapo_model('unet', stacked, future)
+    target = tf.random.uniform(future.shape, -0.5, 0.5, seed=0)
+    z = tf.Variable(np.random.default_rng(1).normal(size=(3, 4)), dtype=tf.float32)
+
+    def z_gradient():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((model.fdm(stacked, z) - target) ** 2)
+        return tape.gradient(loss, z).numpy()
+    # Through the zero-initialised change layer nothing reaches z yet; once that layer has weights
+    # (after the first update), every sample's z gets a gradient.
+    assert np.all(z_gradient() == 0)
+    change = model.fdm._unet._out.kernel
+    change.assign(tf.random.normal(change.shape, stddev=0.1, seed=0))
+    assert np.all(np.abs(z_gradient()).sum(-1) > 0)
+
+
+def test_a_checkpoint_of_the_other_fdm_is_refused(grid_data, tmp_path):
+    logdir = tmp_path / 'run'
+    base = ['--offline.data', grid_data, '--logdir', logdir, '--offline.stage', 'lapo']
+    result = offline(*base, '--offline.lapo.fdm', 'vector')
+    assert result.returncode == 0, result.stdout + result.stderr
+    message = main_error([*base, '--offline.lapo.fdm', 'unet', '--offline.lapo.steps', 15])
+    assert 'lapo.npz does not fit this model' in message and 'lapo/fdm/unet/' in message
+
+
 # --- Data.
 
 def episode(length, start, actions=2):
@@ -236,6 +299,8 @@ def test_lapo_alone_runs_on_action_free_episodes(tmp_path):
     (['--offline.data', 'NOIMAGE', '--offline.stage', 'probe'], "lacks 'image'"),
     (['--offline.repr', 'slots', '--offline.data', 'EMPTY'], "unknown representation 'slots'; known: pixels"),
     (['--offline.lapo.latent', 'gumbel', '--offline.data', 'EMPTY'], "offline.lapo.latent='gumbel' is not allowed"),
+    (['--offline.lapo.fdm', 'resnet', '--offline.data', 'EMPTY'],
+     "offline.lapo.fdm='resnet' is not allowed; choose one of unet, vector"),
 ])
 def test_bad_input_is_a_one_line_error(tmp_path, args, message):
     (tmp_path / 'empty').mkdir()

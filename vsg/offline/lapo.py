@@ -124,23 +124,74 @@ class IDM(keras.layers.Layer):
         return tf.tanh(x), tf.constant(0.0), None
 
 
+def _broadcast(z, like):
+    """z [B, Z] repeated over the spatial positions of `like` [B, H, W, C]: [B, H, W, Z]."""
+    shape = tf.shape(like)
+    return tf.broadcast_to(z[:, None, None, :], tf.stack([shape[0], shape[1], shape[2], z.shape[-1]]))
+
+
+class UNet(keras.layers.Layer):
+    """The image FDM's change map (LAPO's forward model): a conv encoder halving the resolution four
+    times (64 -> 4 pixels, 'same' padding), z joined to the bottleneck and broadcast to every decoder
+    level, and transposed convolutions back up, each level joined by a skip connection to the encoder's
+    feature map of its resolution (the top one: the input frames themselves). So o_t reaches the output
+    at full resolution and z only has to say what changes. The output convolution starts at zero: an
+    untrained U-Net predicts no change at all.
+
+    Returns [B, 64, 64, channels] in the scale of `as_target`.
+    """
+
+    def __init__(self, depth, act, channels, **kwargs):
+        super().__init__(**kwargs)
+        widths = [depth * 2 ** i for i in range(4)]  # 32, 16, 8, 4 pixels
+        self._down = [keras.layers.Conv2D(width, 4, 2, padding='same', activation=act) for width in widths]
+        self._middle = keras.layers.Conv2D(widths[-1], 3, padding='same', activation=act)
+        ups = [*widths[-2::-1], depth]  # 8, 16, 32, 64 pixels
+        self._up = [keras.layers.Conv2DTranspose(width, 4, 2, padding='same', activation=act) for width in ups]
+        self._merge = [keras.layers.Conv2D(width, 3, padding='same', activation=act) for width in ups]
+        self._out = keras.layers.Conv2D(channels, 3, padding='same', kernel_initializer='zeros', name='change')
+
+    def call(self, stacked, z):
+        x = as_target('image', stacked)
+        skips = []
+        for conv in self._down:
+            skips.append(x)
+            x = conv(x)
+        x = self._middle(tf.concat([x, _broadcast(z, x)], -1))
+        for up, merge, skip in zip(self._up, self._merge, reversed(skips)):
+            x = up(tf.concat([x, _broadcast(z, x)], -1))
+            x = merge(tf.concat([x, skip], -1))
+        return tf.cast(self._out(x), tf.float32)
+
+
 class FDM(keras.layers.Layer):
     """ô_{t+k} from the stacked inputs up to o_t and z_t, predicted as o_t plus a change: the static
-    scene then costs nothing and the loss is about what moved, which z has to explain."""
+    scene then costs nothing and the loss is about what moved, which z has to explain.
 
-    def __init__(self, kind, target_shape, depth, units, layers, act, **kwargs):
+    `net` ('unet' or 'vector', offline.lapo.fdm) picks the image model: the U-Net, or the conv encoder's
+    one vector joined with z and decoded by ConvDecoder (the first design: it has to redraw the whole
+    change from that vector). Vector inputs always go through an MLP."""
+
+    def __init__(self, kind, target_shape, net, depth, units, layers, act, **kwargs):
         super().__init__(**kwargs)
         self._kind = kind
+        self._target_shape = tuple(target_shape)
+        self._unet = None
+        if kind == 'image' and net == 'unet':
+            self._unet = UNet(depth, act, target_shape[-1], name='unet')
+            return
         self._encoder = encoder(kind, depth, act, 'encoder')
         if kind == 'image':
             self._decoder = nets.ConvDecoder(depth, act, channels=target_shape[-1], name='decoder')
         else:
             size = int(tf.reduce_prod(target_shape))
             self._decoder = nets.MLP(layers, units, act, size, name='decoder')
-        self._target_shape = tuple(target_shape)
 
     def call(self, stacked, z):
-        change = tf.reshape(self._decoder(tf.concat([self._encoder(stacked), z], -1)), [-1, *self._target_shape])
+        if self._unet is not None:
+            change = self._unet(stacked, z)
+        else:
+            change = tf.reshape(self._decoder(tf.concat([self._encoder(stacked), z], -1)), [-1, *self._target_shape])
         return as_target(self._kind, stacked[..., -self._target_shape[-1]:]) + change
 
 
@@ -153,7 +204,7 @@ class LatentActionModel(keras.layers.Layer):
         self.kind = kind
         self.idm = IDM(kind, lapo.latent, lapo.latent_size, lapo.groups, lapo.codes, lapo.ema_decay, lapo.dead_usage,
                        net.depth, net.units, net.layers, net.act, name='idm')
-        self.fdm = FDM(kind, target_shape, net.depth, net.units, net.layers, net.act, name='fdm')
+        self.fdm = FDM(kind, target_shape, lapo.fdm, net.depth, net.units, net.layers, net.act, name='fdm')
 
     def call(self, stacked, future, training=False):
         z, commitment, index = self.idm(stacked, future, training=training)

@@ -27,6 +27,7 @@ from vsg.offline.loop import StageError
 
 STAGES = ('lapo', 'probe', 'bc', 'decode', 'eval')
 LATENTS = ('vq', 'continuous')
+FDMS = ('unet', 'vector')
 EVAL_SEED = 20_000  # eval envs are seeded seed + this, as in vsg.evaluate
 
 
@@ -40,6 +41,8 @@ def check(config):
     data.representation(cfg.repr)
     if cfg.lapo.latent not in LATENTS:
         raise StageError(f"offline.lapo.latent={cfg.lapo.latent!r} is not allowed; choose one of {', '.join(LATENTS)}")
+    if cfg.lapo.fdm not in FDMS:
+        raise StageError(f"offline.lapo.fdm={cfg.lapo.fdm!r} is not allowed; choose one of {', '.join(FDMS)}")
     if not 0 < cfg.test_fraction < 1:
         raise StageError(f'offline.test_fraction={cfg.test_fraction} must lie in (0, 1)')
     positive = {'frame_stack': cfg.frame_stack, 'batch_size': cfg.batch_size, 'log_every': cfg.log_every,
