@@ -88,6 +88,27 @@ def test_killed_run_resumes_step_counter_and_replay(tmp_path):
     assert Path(report['video']).stat().st_size > 0
 
 
+def test_sigterm_saves_the_progress_since_the_last_checkpoint(tmp_path):
+    logdir = tmp_path / 'run'
+    # No periodic saves: any checkpoint is the one written on the way out.
+    args = TRAIN + ['--logdir', str(logdir), '--steps', '100000', '--save_every', '100000',
+                    '--save_every_minutes', '0', '--status_every', '1']
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines, deadline = [], time.time() + 300
+    for line in proc.stdout:  # Training has begun once a status line says so.
+        lines.append(line)
+        if 'status: train' in line or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out = ''.join(lines) + proc.communicate(timeout=120)[0]
+    assert proc.returncode == 1, out
+    assert f'Interrupted: saved {logdir / "checkpoint.npz"} at agent step ' in out
+    saved = checkpoint_step(logdir)
+    assert saved > 100  # past debug's 100 prefill steps
+    resumed = run(TRAIN + ['--logdir', str(logdir), '--steps', str(saved + 20)])
+    assert resumed.returncode == 0 and f'Resumed from {logdir / "checkpoint.npz"} at step {saved}' in resumed.stdout
+
+
 def test_discrete_actions_train_end_to_end_on_the_gridworld(tmp_path):
     # grid_collect ends only at the time limit: 150 steps, longer than debug's prefill of 100 steps,
     # so the prefill must run on to finish an episode before training can sample one.

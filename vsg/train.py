@@ -3,6 +3,7 @@
 Re-running the same command on the same logdir resumes from its checkpoint, step counter and replay.
 """
 import pathlib
+import signal
 import sys
 import time
 
@@ -110,6 +111,8 @@ def agent_policy(agent, mode, num_envs):
 def run(config):
     import elements
     from common import checkpoint
+
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops a run as Ctrl-C does, saving first.
 
     logdir = pathlib.Path(config.logdir).expanduser()
     logdir.mkdir(parents=True, exist_ok=True)
@@ -232,10 +235,20 @@ def run(config):
             train_driver(train_policy, steps=min(config.eval_every, config.steps - int(step)))
         write_logs()
         save()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep the progress made since the last save.
+        if int(agent.updates.numpy()) == 0:  # Still prefilling: a rerun starts over from the replay.
+            sys.exit(f'Interrupted at agent step {int(step)}, before training began; nothing saved.')
+        save()
+        sys.exit(f'Interrupted: saved {logdir / CHECKPOINT} at agent step {int(step)}; '
+                 f'the same command resumes from there.')
     finally:
         for env in train_envs + eval_envs:
             env.close()
         logger.close()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == '__main__':
