@@ -75,7 +75,7 @@ def diagnose(agent, data, context, horizon):
         'posterior_reward_mse': round(float(np.mean((posterior_reward[:, context:] - future) ** 2)), 4),
         'reward_var': round(float(np.var(future)), 4)}
     flat = {key: tf.reshape(value, [-1, *value.shape[2:]]) for key, value in post.items()}
-    starts = int(flat['deter' if 'deter' in flat else 'stoch'].shape[0])
+    starts = int(flat['stoch'].shape[0])  # every core's state has a stochastic part
     act_dim = int(data['action'].shape[-1])
     result['constant_action_reward'] = {}
     for name, action in constant_actions(act_dim, agent.discrete).items():

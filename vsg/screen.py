@@ -37,13 +37,9 @@ def main(argv=None):
 
 
 def screen(config, directory, updates, context, horizon):
-    import tensorflow as tf
-    from vsg.agent import Agent
-
     env = train.make_envs(config, 1, config.seed)
     try:
-        tf.random.set_seed(config.seed)
-        agent = Agent(env[0].obs_space, env[0].act_space, config)
+        agent, _ = train.make_agent(config, env[0])  # fresh: no logdir to restore from
     finally:
         env[0].close()
     replay = train.load_replay(config, directory)

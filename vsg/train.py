@@ -65,16 +65,17 @@ def make_envs(config, count, seed):
     return made
 
 
-def make_agent(config, env, logdir):
-    """Builds the agent and restores `logdir`'s checkpoint if there is one; returns (agent, counters)."""
+def make_agent(config, env, logdir=None):
+    """Builds the agent and restores `logdir`'s checkpoint if there is one (None: a fresh agent);
+    returns (agent, counters)."""
     import tensorflow as tf
     from common import checkpoint
     from vsg.agent import Agent
     tf.random.set_seed(config.seed)
     agent = Agent(env.obs_space, env.act_space, config)
-    path = pathlib.Path(logdir) / CHECKPOINT
     counters = {}
-    if path.exists():
+    path = pathlib.Path(logdir) / CHECKPOINT if logdir is not None else None
+    if path is not None and path.exists():
         try:
             counters = checkpoint.load(path, agent.variables)
         except checkpoint.CheckpointError as e:
@@ -238,6 +239,10 @@ def run(config):
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep the progress made since the last save.
         if int(agent.updates.numpy()) == 0:  # Still prefilling: a rerun starts over from the replay.
             sys.exit(f'Interrupted at agent step {int(step)}, before training began; nothing saved.')
+        # The stop may land between an update and its non-finite check: never save over good weights then.
+        arrays = [np.asarray(variable) for variable in agent.variables]
+        if not all(np.isfinite(a).all() for a in arrays if np.issubdtype(a.dtype, np.floating)):
+            sys.exit(f'error: interrupted with non-finite weights; {logdir / CHECKPOINT} is kept as it was')
         save()
         sys.exit(f'Interrupted: saved {logdir / CHECKPOINT} at agent step {int(step)}; '
                  f'the same command resumes from there.')
