@@ -15,6 +15,7 @@ class Driver:
         self._act_space = envs[0].act_space['action']
         self._on_step = []
         self._on_episode = []
+        self._on_wait = []
         self._obs = None
         self._episodes = None
         self._state = None
@@ -26,6 +27,12 @@ class Driver:
     def on_episode(self, callback):
         """`callback(episode, worker)` with the finished episode's stacked arrays."""
         self._on_episode.append(callback)
+
+    def on_wait(self, callback):
+        """`callback()` once per batch step, after the actions are sent and before the observations
+        are collected: worker envs simulate and render meanwhile, so work done here (a train update)
+        overlaps them. In-process envs have already stepped by then; the order is the same."""
+        self._on_wait.append(callback)
 
     def reset(self):
         """Forgets the envs' current episodes, e.g. before a new policy takes over."""
@@ -47,7 +54,10 @@ class Driver:
             batch = {key: np.stack([obs[key] for obs in self._obs]) for key in self._obs[0]}
             actions, self._state = policy(batch, self._state)
             actions = np.asarray(actions, np.float32)
-            self._obs = self._resolve([_request(env, 'step', a) for env, a in zip(self._envs, actions)])
+            promises = [_request(env, 'step', a) for env, a in zip(self._envs, actions)]
+            for callback in self._on_wait:
+                callback()
+            self._obs = self._resolve(promises)
             for i, obs in enumerate(self._obs):
                 self._record(i, obs, actions[i])
             step += len(self._envs)

@@ -3,6 +3,7 @@ import gymnasium
 import numpy as np
 
 from common.driver import Driver, random_policy
+from envs.process import ProcessEnv
 
 
 class CountingEnv:
@@ -76,3 +77,36 @@ def test_discrete_env_records_one_hot_zero_actions_and_stacks_episodes():
     actions = episodes[0]['action']
     assert actions.dtype == np.float32
     np.testing.assert_array_equal(actions, [[0, 0, 0], [0, 1, 0], [0, 1, 0]])
+
+
+class DeferredEnv(ProcessEnv):
+    """A worker env stand-in: step(blocking=False) sends and returns the collecting callable, logging both."""
+
+    def __init__(self, log, length):
+        self._inner, self._log = CountingEnv(0, length), log
+        self.obs_space, self.act_space = self._inner.obs_space, self._inner.act_space
+
+    def reset(self, blocking=True):
+        return self._inner.reset() if blocking else (lambda: self._inner.reset())
+
+    def step(self, action, blocking=True):
+        self._log.append('sent')
+
+        def collect():
+            self._log.append('collected')
+            return self._inner.step(action)
+        return collect
+
+    def close(self):
+        pass
+
+
+def test_wait_callbacks_run_between_sending_the_actions_and_collecting_the_observations():
+    log = []
+    driver = Driver([DeferredEnv(log, length=10)])
+    driver.on_wait(lambda: log.append('wait'))
+    driver.on_step(lambda tran, worker: log.append(f"step {tran['image'][0, 0, 1]}"))
+    steps, _ = driver(lambda obs, state: (np.zeros((1, 1), np.float32), state), steps=4)
+    assert steps == 4
+    assert log == ['step 0'] + ['sent', 'wait', 'collected', 'step 1', 'sent', 'wait', 'collected', 'step 2',
+                                'sent', 'wait', 'collected', 'step 3']

@@ -206,8 +206,18 @@ def test_benchmark_prints_every_field():
         assert report['calibration'][dtype]['matmul_gflops'] > 0 and report['calibration'][dtype]['conv_gflops'] > 0
     fraction = report['achieved_gflops'] / report['calibration']['float32']['matmul_gflops']
     assert report['achieved_fraction_of_matmul'] == pytest.approx(fraction, abs=1e-3)
+    assert report['loop_env_frames_per_s']['overlapped'] >= report['loop_env_frames_per_s']['sequential'] > 0
     parts = report['profile_ms']
     assert set(parts) == {'encoder', 'observe_scan', 'decoder', 'reward_cont_heads', 'kl', 'imagination_scan',
                           'actor', 'critic', 'optimizers', 'sum_of_parts'}
     assert all(ms > 0 for ms in parts.values())
     assert parts['sum_of_parts'] == pytest.approx(sum(v for k, v in parts.items() if k != 'sum_of_parts'), abs=0.2)
+
+
+def test_loop_prediction_against_a_hand_computation():
+    from vsg.bench import predicted_loop
+    # Per 3 agent steps of 8 frames: 3 x (3 ms policy + 20 ms env) + one 300 ms update = 369 ms sequentially;
+    # overlapped, the update hides one env step: 3 x 3 + 2 x 20 + max(20, 300) = 349 ms.
+    assert predicted_loop(300, 3, 20, 3, 8) == {'sequential': round(24000 / 369, 1), 'overlapped': round(24000 / 349, 1)}
+    # An env slower than the update: the update is what hides.
+    assert predicted_loop(10, 0, 50, 1, 2)['overlapped'] == round(2000 / 50, 1)

@@ -129,7 +129,7 @@ class ActorCritic(keras.layers.Layer):
         self._lambda = config.discount_lambda
         self._ent_scale = config.actor_ent
         self._target_every = config.slow_target_update
-        self.return_scale = ReturnScale(config.return_norm.decay) if config.return_norm.on else None
+        self.return_scale = ReturnScale(config.return_norm.decay, dtype='float32') if config.return_norm.on else None
         mlp = lambda cfg, out, name: nets.MLP(cfg.layers, cfg.units, cfg.act, out, name=name)
         self.actor = mlp(config.actor, act_dim if self._dist == 'onehot' else 2 * act_dim, 'actor')
         self.critic = mlp(config.critic, 1, 'critic')
@@ -157,9 +157,10 @@ class ActorCritic(keras.layers.Layer):
     def train(self, wm, start, actor_opt, critic_opt, updates):
         with tf.GradientTape() as actor_tape:
             feat, action = self.imagine(wm, start)
-            reward = wm.reward(feat[1:]).mean()
-            discount = wm.discount(feat[1:])
-            value = self.target_critic(feat)[..., 0]
+            # The returns and their scale stay in float32 under mixed precision.
+            reward = tf.cast(wm.reward(feat[1:]).mean(), tf.float32)
+            discount = tf.cast(wm.discount(feat[1:]), tf.float32)
+            value = tf.cast(self.target_critic(feat)[..., 0], tf.float32)
             returns = lambda_return(reward, value[1:], discount, self._lambda)
             # Later steps count less: they are reached only if the episode continues.
             weight = tf.stop_gradient(tf.math.cumprod(tf.concat([tf.ones_like(discount[:1]), discount[:-1]], 0)))

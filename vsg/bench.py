@@ -5,8 +5,8 @@ policy-step ms, env steps/s (real env + policy), peak RSS, the train step's esti
 achieved GFLOP/s, and this machine's CPU flags with matmul and conv calibrations in float32, bfloat16
 and float16 measured in the same process; `achieved_fraction_of_matmul` divides the achieved rate by
 the matmul rate of the precision in use, so figures from different machines compare as fractions of
-each machine's peak. `--profile` adds `profile_ms`: the time of each part of the train step
-(vsg/profile.py). Takes the same `--configs` and `--key value` flags as vsg.train (no logdir needed).
+each machine's peak. `loop_env_frames_per_s` predicts vsg.train's env frames/s from these parts.
+`--profile` adds `profile_ms`: the time of each part of the train step (vsg/profile.py). Takes the same `--configs` and `--key value` flags as vsg.train (no logdir needed).
 """
 import json
 import resource
@@ -19,21 +19,30 @@ from common.machine import cpu_info
 from vsg import train
 
 
-def _median_ms(fn, repeats):
+def _times_ms(fn, repeats):
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+        times.append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def _median_ms(fn, repeats):
+    return float(np.median(_times_ms(fn, repeats)))
+
+
+def _best_ms(fn, repeats):
+    return min(_times_ms(fn, repeats))
 
 
 PRECISION_DTYPES = {'float32': 'float32', 'mixed_bfloat16': 'bfloat16', 'mixed_float16': 'float16'}
 
 
-def calibrate(repeats=5):
-    """GFLOP/s of a 1024^3 matmul and of a DreamerV2-encoder-sized convolution, in float32, bfloat16
-    and float16 (the compute types of the three precisions)."""
+def calibrate(repeats=10):
+    """Peak GFLOP/s (best of `repeats`: other load only ever slows a run down) of a 1024^3 matmul and of a
+    DreamerV2-encoder-sized convolution, in float32, bfloat16 and float16 (the compute types of the
+    three precisions)."""
     import tensorflow as tf
     conv_flops = 2 * 256 * 14 * 14 * 96 * 4 * 4 * 48
     rates = {}
@@ -45,8 +54,8 @@ def calibrate(repeats=5):
         conv = tf.function(lambda: tf.reduce_sum(tf.cast(tf.nn.conv2d(image, kernel, 2, 'VALID'), tf.float32)))
         matmul(), conv()
         rates[dtype] = {
-            'matmul_gflops': round(2 * 1024 ** 3 / _median_ms(lambda: matmul().numpy(), repeats) / 1e6, 1),
-            'conv_gflops': round(conv_flops / _median_ms(lambda: conv().numpy(), repeats) / 1e6, 1)}
+            'matmul_gflops': round(2 * 1024 ** 3 / _best_ms(lambda: matmul().numpy(), repeats) / 1e6, 1),
+            'conv_gflops': round(conv_flops / _best_ms(lambda: conv().numpy(), repeats) / 1e6, 1)}
     return rates
 
 
@@ -82,6 +91,16 @@ def estimate_train_flops(agent, batch):
     img = tf.function(imagine_step).get_concrete_function(start)
     loops = t * graph_flops(obs_step) + config.imag_horizon * graph_flops(img)
     return outer + 3 * loops
+
+
+def predicted_loop(train_ms, policy_ms, env_ms, train_every, action_repeat):
+    """Env frames/s that vsg.train's loop should reach from the measured parts, per `train_every`
+    agent steps: every step runs the policy and the env; one of them also trains. `sequential`
+    trains after the env step; `overlapped` trains while the env worker steps (vsg.train's loop)."""
+    sequential = train_every * (policy_ms + env_ms) + train_ms
+    overlapped = train_every * policy_ms + (train_every - 1) * env_ms + max(env_ms, train_ms)
+    frames = 1000 * train_every * action_repeat
+    return {'sequential': round(frames / sequential, 1), 'overlapped': round(frames / overlapped, 1)}
 
 
 def core_sizes(config):
@@ -151,6 +170,8 @@ def main(argv=None):
         'cpu': cpu_info(),
         'calibration': calibrate(),
     }
+    result['loop_env_frames_per_s'] = predicted_loop(
+        train_ms, policy_ms, 1000 / env_steps_per_s - policy_ms, config.train_every, config.env.action_repeat)
     # Against the matmul rate of the compute type in use: the fraction of this machine's peak.
     peak = result['calibration'][PRECISION_DTYPES[config.precision]]['matmul_gflops']
     result['achieved_fraction_of_matmul'] = round(result['achieved_gflops'] / peak, 3)

@@ -200,10 +200,13 @@ def run(config):
     save_clock = elements.when.Clock(60 * config.save_every_minutes or -1, first=False)  # -1: never
     should_eval = elements.when.Every(config.eval_every)
 
-    def on_step(tran, worker):
+    def train_while_envs_step():
+        # Called after the actions are sent: the updates run while the env workers simulate and render.
         if should_train(step):
             for _ in range(config.train_steps):
                 train_step()
+
+    def on_step(tran, worker):
         if should_log(step):
             write_logs()
         if should_save(step) or save_clock():
@@ -219,6 +222,7 @@ def run(config):
             'replay_steps': replay.num_steps, 'replay_episodes': replay.num_episodes}, prefix='stats')
         logger.write()
 
+    train_driver.on_wait(train_while_envs_step)
     train_driver.on_step(on_step)
     train_policy = agent_policy(agent, 'train', len(train_envs))
     eval_policy = agent_policy(agent, 'eval', len(eval_envs))
