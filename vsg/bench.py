@@ -132,7 +132,9 @@ def main(argv=None):
         start = time.perf_counter()
         agent.train(batch)['model_opt_loss'].numpy()
         compile_s = time.perf_counter() - start
-        train_ms = _median_ms(lambda: agent.train(batch)['model_opt_loss'].numpy(), 5)
+        step = lambda: agent.train(batch)['model_opt_loss'].numpy()
+        # Short steps vary more from one to the next: ~5 s of them, at least 5 and at most 50.
+        train_ms = _median_ms(step, min(50, max(5, int(5000 / _median_ms(step, 1)))))
 
         policy = train.agent_policy(agent, 'train', 1)
         obs = env.reset()

@@ -39,9 +39,10 @@ def parse(argv, need_logdir=True):
         sys.exit(f'error: {e}')
     if config.precision == 'auto':  # Resolved here, so config.yaml records what ran.
         from common import machine
-        info = machine.cpu_info()
-        config = config.update(precision=machine.auto_precision(info['flags']))
-        print(f"precision auto: {config.precision} on {info['model'] or 'this CPU'} (flags: {', '.join(info['flags'])})")
+        info, gpu = machine.cpu_info(), machine.gpu_capability()
+        config = config.update(precision=machine.auto_precision(info['flags'], gpu))
+        where = f'a GPU of compute capability {gpu}' if gpu else f"{info['model'] or 'this CPU'} (flags: {', '.join(info['flags'])})"
+        print(f'precision auto: {config.precision} on {where}')
     return config
 
 
