@@ -6,7 +6,8 @@ achieved GFLOP/s, and this machine's CPU flags with matmul and conv calibrations
 and float16 measured in the same process; `achieved_fraction_of_matmul` divides the achieved rate by
 the matmul rate of the precision in use, so figures from different machines compare as fractions of
 each machine's peak. `loop_env_frames_per_s` predicts vsg.train's env frames/s from these parts.
-`--profile` adds `profile_ms`: the time of each part of the train step (vsg/profile.py). Takes the same `--configs` and `--key value` flags as vsg.train (no logdir needed).
+`--profile` adds `profile_ms`: the time of each part of the train step (vsg/profile.py). Takes the
+same `--configs` and `--key value` flags as vsg.train (no logdir needed).
 """
 import json
 import resource
@@ -95,7 +96,8 @@ def estimate_train_flops(agent, batch):
 
 def predicted_loop(train_ms, policy_ms, env_ms, train_every, action_repeat):
     """Env frames/s that vsg.train's loop should reach from the measured parts, per `train_every`
-    agent steps: every step runs the policy and the env; one of them also trains. `sequential`
+    agent steps: every step runs the policy and the env; one of them also trains (`train_ms`: all of
+    that step's updates). `sequential`
     trains after the env step; `overlapped` trains while the env worker steps (vsg.train's loop)."""
     sequential = train_every * (policy_ms + env_ms) + train_ms
     overlapped = train_every * policy_ms + (train_every - 1) * env_ms + max(env_ms, train_ms)
@@ -172,8 +174,9 @@ def main(argv=None):
         'cpu': cpu_info(),
         'calibration': calibrate(),
     }
-    result['loop_env_frames_per_s'] = predicted_loop(
-        train_ms, policy_ms, 1000 / env_steps_per_s - policy_ms, config.train_every, config.env.action_repeat)
+    result['loop_env_frames_per_s'] = predicted_loop(  # `train_steps` updates every `train_every` steps
+        config.train_steps * train_ms, policy_ms, 1000 / env_steps_per_s - policy_ms, config.train_every,
+        config.env.action_repeat)
     # Against the matmul rate of the compute type in use: the fraction of this machine's peak.
     peak = result['calibration'][PRECISION_DTYPES[config.precision]]['matmul_gflops']
     result['achieved_fraction_of_matmul'] = round(result['achieved_gflops'] / peak, 3)
