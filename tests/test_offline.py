@@ -178,6 +178,18 @@ def test_the_gradient_reaches_z_through_the_unet():
     assert np.all(np.abs(z_gradient()).sum(-1) > 0)
 
 
+def test_a_held_out_loss_leaves_the_codebook_alone_and_a_training_loss_moves_it():
+    stacked, future = frames(batch=8)
+    model = lapo_model('unet', stacked, future, latent='vq')
+    vq = model.idm.quantizer
+    before = [v.numpy().copy() for v in (vq.codebook, vq.counts, vq.sums, vq.placed)]
+    model.loss(stacked, future, 0.25, training=False)  # what the held-out reconstruction computes
+    for old, new in zip(before, (vq.codebook, vq.counts, vq.sums, vq.placed)):
+        np.testing.assert_array_equal(old, new.numpy())
+    model.loss(stacked, future, 0.25)
+    assert not np.array_equal(before[1], vq.counts.numpy())
+
+
 def test_a_checkpoint_of_the_other_fdm_is_refused(grid_data, tmp_path):
     logdir = tmp_path / 'run'
     base = ['--offline.data', grid_data, '--logdir', logdir, '--offline.stage', 'lapo']

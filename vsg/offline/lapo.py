@@ -210,8 +210,9 @@ class LatentActionModel(keras.layers.Layer):
         z, commitment, index = self.idm(stacked, future, training=training)
         return self.fdm(stacked, z), z, commitment, index
 
-    def loss(self, stacked, future, commitment_scale):
-        prediction, z, commitment, index = self(stacked, future, training=True)
+    def loss(self, stacked, future, commitment_scale, training=True):
+        """`training=False` for held-out batches: the codebook then stays as it is."""
+        prediction, z, commitment, index = self(stacked, future, training=training)
         reconstruction = tf.reduce_mean((prediction - as_target(self.kind, future)) ** 2)
         metrics = {'reconstruction': reconstruction, 'commitment': commitment, 'z_std': tf.math.reduce_std(z)}
         if index is not None:

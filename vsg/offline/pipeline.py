@@ -181,7 +181,7 @@ def run_lapo(run):
     chosen = subsample(held_out, 256, run.config.seed + 2)
     k = data.offsets_for(len(chosen), max_k, lapo_cfg.offset_sampled, np.random.default_rng(run.config.seed + 2))
     validation = run.data.stacked(chosen), run.data.future(chosen, k)
-    validate = compiled(lambda stacked, future: model.loss(stacked, future, lapo_cfg.commitment)[1]['reconstruction'],
+    validate = compiled(lambda stacked, future: model.loss(stacked, future, lapo_cfg.commitment, training=False)[1]['reconstruction'],
                         *validation)
 
     def evaluate():
