@@ -105,6 +105,15 @@ def test_checkpoint_policy(tmp_path):
     assert wrong.returncode != 0 and 'was trained on grid_collect' in wrong.stderr
 
 
+def test_a_dmc_policy_fits_its_dcs_twin_and_nothing_else():
+    from vsg.collect import policy_fits
+    assert policy_fits('dmc_cartpole_balance', 'dcs_cartpole_balance')
+    assert policy_fits('dcs_cartpole_balance', 'dmc_cartpole_balance')
+    assert policy_fits('grid_collect', 'grid_collect')
+    assert not policy_fits('dmc_cartpole_balance', 'dcs_cartpole_swingup')
+    assert not policy_fits('grid_collect', 'grid_reach')
+
+
 @pytest.mark.parametrize('args, message', [
     (['--episodes', 2], '--outdir'),
     (['--episodes', 0, '--outdir', 'OUT'], '--episodes=0 must be at least 1'),

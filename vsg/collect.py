@@ -3,9 +3,10 @@
   python -m vsg.collect --task bbs_dense --policy expert --noise 0.3 --episodes 60 --outdir DIR --seed 0 \\
       --workers 2 --env.action_repeat 4 --env.time_limit 400 --env.bbs.max_objects 1
 
---policy random: uniform actions; expert: the suite's scripted expert (`expert_action()`, bbs has one);
-checkpoint:LOGDIR: a trained agent (LOGDIR's config.yaml and checkpoint.npz, vsg.train's run
-directory). --noise EPS replaces each action by a uniform random one with probability EPS. Episodes
+--policy random: uniform actions; expert: the suite's scripted expert (`expert_action()`, bbs has
+one); checkpoint:LOGDIR: a trained agent (LOGDIR's config.yaml and checkpoint.npz, vsg.train's run
+directory; one trained on dmc_X also acts in dcs_X and back). --noise EPS replaces each action by a
+uniform random one with probability EPS. Episodes
 are `{timestamp}-{uuid}-{length}.npz` files holding the obs keys (image, reward, is_first, is_last,
 is_terminal and the suite's extras) and the true `action`s. Re-running tops DIR up to --episodes
 complete files; DIR/dataset.json records the task, env settings and policy, and a top-up with
@@ -282,6 +283,14 @@ def collect_episodes(config, policy, noise, outdir, count, seed, on_episode=None
         env.close()
 
 
+def policy_fits(trained, task):
+    """Whether an agent trained on `trained` can act in `task`: the same task, or the same DMC task with
+    and without Distracting Control Suite distractions (dcs_X is dmc_X with the same spaces and physics),
+    so that one policy collects both sides of a distraction comparison."""
+    plain = lambda name: 'dmc_' + name[4:] if name.startswith('dcs_') else name
+    return plain(trained) == plain(task)
+
+
 def _collect_with_agent(config, logdir, args, outdir, need, done, progress):
     """A trained agent's policy on W envs in spawned workers (this process holds TensorFlow)."""
     from common import config as config_lib
@@ -292,8 +301,9 @@ def _collect_with_agent(config, logdir, args, outdir, need, done, progress):
         agent_config = config_lib.load_run(logdir)
     except config_lib.ConfigError as e:
         sys.exit(f'error: {e}')
-    if agent_config.task != config.task:
-        sys.exit(f'error: the checkpoint in {logdir} was trained on {agent_config.task}, not --task {config.task}')
+    if not policy_fits(agent_config.task, config.task):
+        sys.exit(f'error: the checkpoint in {logdir} was trained on {agent_config.task}, not --task {config.task} '
+                 f'(a dmc_ policy may also act in its dcs_ twin, and back)')
     seed = worker_seed(config.seed, done, 0)
     env_list = train.make_envs(config.update({'env.parallel': True}), args.workers, seed)
     try:
