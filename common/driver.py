@@ -109,3 +109,14 @@ def random_policy(act_space, rng):
             return np.eye(act_space.n, dtype=np.float32)[rng.integers(0, act_space.n, count)], state
         return rng.uniform(-1, 1, (count, *act_space.shape)).astype(np.float32), state
     return policy
+
+
+def zero_policy(act_space):
+    """The do-nothing baseline: the action 0 (the centre of [-1, 1]) at every step. Some tasks reward it
+    well (cartpole_balance's pole starts upright), so learning curves need it beside the random policy."""
+    if hasattr(act_space, 'n'):
+        raise ValueError('the zero policy needs a continuous (Box) action space; this one is discrete')
+
+    def policy(obs, state):
+        return np.zeros((len(obs['is_first']), *act_space.shape), np.float32), state
+    return policy

@@ -1,8 +1,9 @@
 """The driver's bookkeeping with a scripted in-process env: action alignment, resets, counts."""
 import gymnasium
 import numpy as np
+import pytest
 
-from common.driver import Driver, random_policy
+from common.driver import Driver, random_policy, zero_policy
 from envs.process import ProcessEnv
 
 
@@ -65,6 +66,14 @@ def test_random_policy_respects_bounds_and_one_hot():
     assert actions.shape == (5, 3) and actions.dtype == np.float32 and np.all(np.abs(actions) <= 1)
     onehot, _ = random_policy(gymnasium.spaces.Discrete(4), rng)({'is_first': np.zeros(5, bool)}, None)
     assert onehot.shape == (5, 4) and np.all(onehot.sum(-1) == 1)
+
+
+def test_zero_policy_gives_the_centre_action_and_refuses_discrete_spaces():
+    box = gymnasium.spaces.Box(-1, 1, (2,), np.float32)
+    actions, state = zero_policy(box)({'is_first': np.zeros(3, bool)}, 'kept')
+    assert actions.shape == (3, 2) and actions.dtype == np.float32 and not actions.any() and state == 'kept'
+    with pytest.raises(ValueError, match='continuous'):
+        zero_policy(gymnasium.spaces.Discrete(4))
 
 
 def test_discrete_env_records_one_hot_zero_actions_and_stacks_episodes():

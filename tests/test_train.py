@@ -86,6 +86,10 @@ def test_killed_run_resumes_step_counter_and_replay(tmp_path):
     assert report['episodes'] == 2 and len(report['returns']) == 2
     assert report['step'] == checkpoint_step(logdir)
     assert Path(report['video']).stat().st_size > 0
+    zero = run([sys.executable, '-m', 'vsg.evaluate', '--logdir', str(logdir), '--episodes', '1', '--policy', 'zero',
+                '--video', str(tmp_path / 'zero.gif')])
+    assert zero.returncode == 0, zero.stderr
+    assert json.loads(zero.stdout.strip().splitlines()[-1])['policy'] == 'zero'
 
 
 def test_sigterm_saves_the_progress_since_the_last_checkpoint(tmp_path):

@@ -22,8 +22,9 @@ def main(argv=None):
     parser.add_argument('--episodes', type=int, default=5)
     parser.add_argument('--seed', type=int, default=None, help='env seed (default: the run seed + 20000)')
     parser.add_argument('--video', default=None, help='GIF path (default: LOGDIR/eval.gif)')
-    parser.add_argument('--policy', choices=('agent', 'random'), default='agent',
-                        help='random: uniform actions, the baseline for learning curves (needs no checkpoint)')
+    parser.add_argument('--policy', choices=('agent', 'random', 'zero'), default='agent',
+                        help='random: uniform actions; zero: the action 0 at every step (continuous actions); '
+                             'the baselines for learning curves (need no checkpoint)')
     args = parser.parse_args(argv)
     logdir = pathlib.Path(args.logdir).expanduser()
     for name in ('config.yaml',) + ((train.CHECKPOINT,) if args.policy == 'agent' else ()):
@@ -38,12 +39,17 @@ def main(argv=None):
     seed = config.seed + 20_000 if args.seed is None else args.seed
     env = train.make_envs(config, 1, seed)
     try:
+        counters = {}
         if args.policy == 'agent':
             agent, counters = train.make_agent(config, env[0], logdir)
             policy = train.agent_policy(agent, 'eval', 1)
-        else:
-            counters = {}
+        elif args.policy == 'random':
             policy = driver_lib.random_policy(env[0].act_space['action'], np.random.default_rng(seed))
+        else:
+            try:
+                policy = driver_lib.zero_policy(env[0].act_space['action'])
+            except ValueError as e:
+                sys.exit(f'error: --policy zero: {e}')
         episodes = []
         driver = driver_lib.Driver(env)
         driver.on_episode(lambda episode, worker: episodes.append(episode))

@@ -103,8 +103,9 @@ def plot(logdirs=(), out='curve.png', keys=('eval/return',), baselines=(), title
             plotted += 1
     if not plotted:
         raise ValueError(f"no run has values for {', '.join(map(repr, keys))}")
-    for label, value in baselines:
-        ax.axhline(value, color='gray', linestyle='--', label=label)
+    styles = ('--', ':', '-.', (0, (5, 1, 1, 1)))  # Baselines in gray, told apart by their dashes.
+    for i, (label, value) in enumerate(baselines):
+        ax.axhline(value, color='gray', linestyle=styles[i % len(styles)], label=label)
     ax.set_xlabel('env frames')
     ax.set_ylabel(keys[0] if len(keys) == 1 else 'return')
     ax.set_title(title or ', '.join(keys) + (f' (mean, {band} band)' if groups else ''))
