@@ -47,6 +47,25 @@ def test_probe_is_near_zero_for_linear_latents_and_near_the_variance_for_noise()
     assert probe.summary(mse, variance, 'p')['p_mse'] == pytest.approx(mse.mean())
 
 
+def test_knn_probe_reads_a_code_the_linear_probe_cannot_and_not_noise():
+    rng = np.random.default_rng(0)
+    moves = rng.integers(0, 5, 2000)
+    actions = np.eye(5)[moves]
+    # Each of 5 moves named by a point on one axis: the middle moves' one-hot targets are bumps along
+    # z, which no straight line fits.
+    z = (moves + rng.normal(0, 0.05, 2000))[:, None]
+    linear, variance = probe.score(z[:1500], actions[:1500], z[1500:], actions[1500:], ridge=1e-6)
+    knn = probe.knn_score(z[:1500], actions[:1500], z[1500:], actions[1500:], k=10)
+    assert knn.shape == (5,) and np.all(knn < 1e-6)
+    assert linear.mean() > 0.6 * variance.mean()
+    # A code in large units reads the same: each dimension is standardised first.
+    np.testing.assert_allclose(probe.knn_score(1000 * z[:1500], actions[:1500], 1000 * z[1500:], actions[1500:], k=10), knn)
+    # Noise: the mean of k random actions, (1 + 1/k) times the variance.
+    noise = rng.normal(size=(2000, 8))
+    knn = probe.knn_score(noise[:1500], actions[:1500], noise[1500:], actions[1500:], k=10)
+    assert np.all(np.abs(knn / variance - 1.1) < 0.15)
+
+
 # --- The VQ layer.
 
 def test_vq_passes_the_gradient_straight_through():

@@ -1,7 +1,7 @@
 """The offline stages over one data directory and one logdir:
 
   lapo    latent action model (IDM + FDM) on the training episodes       -> lapo.npz (lapo_init.npz: its init)
-  probe   ridge probe z -> true action, trained vs random IDM            -> probe.json
+  probe   ridge and k-NN probes z -> true action, trained vs random IDM -> probe.json
   bc      latent policy π(o) -> z on IDM latents; π_bc(o) -> a on all true actions -> bc_latent.npz, bc_action.npz
   decode  decoder z -> a on M labelled trajectories, per M               -> decoder_m{M}.npz, decode.json
   eval    returns in the env: random, BC, decoder(π(o)) per M           -> eval.json, results.md, results.json
@@ -185,10 +185,12 @@ def run_lapo(run):
                         *validation)
 
     def evaluate():
-        mse, variance = probe.score(run.latents(model.idm, probe_train), run.data.next_actions(probe_train),
-                                    run.latents(model.idm, probe_test), run.data.next_actions(probe_test), cfg.probe.ridge)
+        z_train, z_test = run.latents(model.idm, probe_train), run.latents(model.idm, probe_test)
+        a_train, a_test = run.data.next_actions(probe_train), run.data.next_actions(probe_test)
+        mse, variance = probe.score(z_train, a_train, z_test, a_test, cfg.probe.ridge)
         return {'heldout_reconstruction': validate(*validation), 'probe_mse': mse.mean(),
-                'probe_mse_over_var': mse.mean() / max(variance.mean(), 1e-12)}
+                'probe_mse_over_var': mse.mean() / max(variance.mean(), 1e-12),
+                'probe_knn_mse': probe.knn_score(z_train, a_train, z_test, a_test, cfg.probe.knn).mean()}
 
     opt = bc.optimizer('lapo_opt', cfg.net)
     loss_fn = lambda model, stacked, future: model.loss(stacked, future, lapo_cfg.commitment)
@@ -204,13 +206,19 @@ def run_probe(run):
     result = {'transitions': {'train': len(steps_train), 'test': len(steps_test)}}
     for name, checkpoint_name in (('trained', 'lapo'), ('random', 'lapo_init')):
         idm = run.idm(checkpoint_name)
-        mse, variance = probe.score(run.latents(idm, steps_train), a_train, run.latents(idm, steps_test), a_test,
-                                    cfg.probe.ridge)
-        result[name] = {'mse': float(mse.mean()), 'mse_per_dim': mse.tolist()}
+        z_train, z_test = run.latents(idm, steps_train), run.latents(idm, steps_test)
+        mse, variance = probe.score(z_train, a_train, z_test, a_test, cfg.probe.ridge)
+        knn = probe.knn_score(z_train, a_train, z_test, a_test, cfg.probe.knn)
+        result[name] = {'mse': float(mse.mean()), 'mse_per_dim': mse.tolist(),
+                        'knn_mse': float(knn.mean()), 'knn_mse_per_dim': knn.tolist()}
     result['action_variance'] = {'mse': float(variance.mean()), 'mse_per_dim': variance.tolist()}
+    result['knn_k'] = cfg.probe.knn
     _write_json(run.path('probe.json'), result)
-    loop.log(run.logger, {f'probe/{name}_mse': result[name]['mse'] for name in ('trained', 'random', 'action_variance')})
-    print(f"probe: held-out MSE trained IDM {result['trained']['mse']:.4g} | random IDM {result['random']['mse']:.4g} "
+    logged = {f'probe/{name}_mse': result[name]['mse'] for name in ('trained', 'random', 'action_variance')}
+    logged.update({f'probe/{name}_knn_mse': result[name]['knn_mse'] for name in ('trained', 'random')})
+    loop.log(run.logger, logged)
+    print(f"probe: held-out MSE trained IDM {result['trained']['mse']:.4g} (k-NN {result['trained']['knn_mse']:.4g}) "
+          f"| random IDM {result['random']['mse']:.4g} (k-NN {result['random']['knn_mse']:.4g}) "
           f"| action variance {result['action_variance']['mse']:.4g}", flush=True)
 
 
@@ -360,12 +368,14 @@ def _markdown(results):
     probes = results['probe']
     if probes:
         dims = len(probes['trained']['mse_per_dim'])
-        lines += ['Linear probe z -> true action, held-out MSE (lower is better):', '',
-                  '| latent | mean | ' + ' | '.join(f'dim {i}' for i in range(dims)) + ' |',
-                  '|---|---|' + '---|' * dims]
+        lines += [f"Probes z -> true action, held-out MSE (lower is better): linear (ridge) per action dimension, and "
+                  f"the mean of the {probes.get('knn_k', 'k')} nearest training latents (k-NN, any code):", '',
+                  '| latent | linear mean | ' + ' | '.join(f'dim {i}' for i in range(dims)) + ' | k-NN mean |',
+                  '|---|---|' + '---|' * dims + '---|']
         for key, label in (('trained', 'trained IDM'), ('random', 'random IDM'), ('action_variance', 'action variance')):
             row = probes[key]
-            lines.append(f"| {label} | {row['mse']:.4g} | " + ' | '.join(f'{v:.4g}' for v in row['mse_per_dim']) + ' |')
+            knn = f"{row['knn_mse']:.4g}" if 'knn_mse' in row else ''
+            lines.append(f"| {label} | {row['mse']:.4g} | " + ' | '.join(f'{v:.4g}' for v in row['mse_per_dim']) + f' | {knn} |')
         lines.append('')
     if results['decode']:
         lines += ['Decoder z -> a, held-out action loss (MSE, or cross-entropy for one-hot actions):', '',
