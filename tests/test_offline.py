@@ -296,7 +296,8 @@ def test_stages_load_each_other_and_all_writes_the_results_table(grid_data, tmp_
     assert results['data_policy']['policy'] == 'random' and results['episodes'] == {'train': 5, 'test': 1}
     records = [json.loads(line) for line in (logdir / 'metrics.jsonl').read_text().splitlines()]
     keys = set().union(*records)
-    assert {'lapo/reconstruction', 'lapo/probe_mse', 'probe/trained_mse', 'bc_latent/latent_mse',
+    assert {'lapo/reconstruction', 'lapo/probe_mse', 'lapo/probe_knn_mse', 'probe/trained_mse',
+            'probe/trained_knn_mse', 'bc_latent/latent_mse',
             'bc_action/action_loss', 'decoder_m1/action_loss', 'eval/bc_return'} <= keys
     assert list(logdir.glob('events.out.tfevents.*'))
 
@@ -315,7 +316,7 @@ def test_lapo_alone_runs_on_action_free_episodes(tmp_path):
         image = rng.integers(0, 255, (6, 64, 64, 3), np.uint8)
         np.savez(directory / f'2026-{i}-6.npz', image=image, is_first=np.arange(6) == 0)
     result = offline('--offline.data', directory, '--logdir', tmp_path / 'run', '--offline.stage', 'lapo',
-                     '--offline.lapo.latent', 'continuous')
+                     '--offline.lapo.latent', 'vq')  # the pipeline test above runs the default, continuous
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'no actions' in result.stdout and (tmp_path / 'run' / 'lapo.npz').exists()
     assert "lacks 'action'" in main_error(['--offline.data', directory, '--logdir', tmp_path / 'run', '--offline.stage', 'probe'])
