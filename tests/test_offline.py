@@ -109,6 +109,19 @@ def test_vq_ema_update_matches_a_hand_computation():
     np.testing.assert_allclose(vq.counts.numpy()[0], counts, rtol=1e-6)
 
 
+def test_vq_runs_in_float32_under_a_16_bit_policy():
+    import keras
+    import tensorflow as tf
+    from vsg.offline.lapo import VectorQuantizer
+    keras.mixed_precision.set_global_policy('mixed_bfloat16')
+    try:
+        vq = VectorQuantizer(groups=2, codes=4)
+        out, commitment, _ = vq(tf.cast(tf.random.normal([8, 6], seed=0), tf.bfloat16), training=True)
+    finally:
+        keras.mixed_precision.set_global_policy('float32')
+    assert out.dtype == tf.float32 and vq.codebook.dtype == tf.float32 and float(vq.placed) == 1.0
+
+
 def test_vq_places_its_codes_at_inputs_of_the_first_training_batch():
     import tensorflow as tf
     from vsg.offline.lapo import VectorQuantizer

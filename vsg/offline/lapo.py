@@ -37,7 +37,9 @@ class VectorQuantizer(keras.layers.Layer):
     """
 
     def __init__(self, groups, codes, decay=0.99, eps=1e-5, dead_usage=0.0, **kwargs):
-        super().__init__(**kwargs)
+        # Always float32, whatever the dtype policy: nearest-code distances of close codes cancel in
+        # 16 bits (and the EMA's updates would mix dtypes).
+        super().__init__(dtype='float32', **kwargs)
         self.groups, self.codes, self.decay, self.eps, self.dead_usage = groups, codes, decay, eps, dead_usage
 
     def build(self, shape):
