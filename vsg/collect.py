@@ -6,14 +6,14 @@
 --policy random: uniform actions; expert: the suite's scripted expert (`expert_action()`, bbs has
 one); checkpoint:LOGDIR: a trained agent (LOGDIR's config.yaml and checkpoint.npz, vsg.train's run
 directory; one trained on dmc_X also acts in dcs_X and back). --noise EPS replaces each action by a
-uniform random one with probability EPS. Episodes
-are `{timestamp}-{uuid}-{length}.npz` files holding the obs keys (image, reward, is_first, is_last,
-is_terminal and the suite's extras) and the true `action`s. Re-running tops DIR up to --episodes
-complete files; DIR/dataset.json records the task, env settings and policy, and a top-up with
-others is refused. Env settings are the training config's: --configs NAME ... and --key value
-(env.size, env.action_repeat, env.time_limit, env.bbs.*, ...). --workers W runs W processes, each
-with its own env seeds. Random and expert collection never imports TensorFlow, so envs render in
-the collecting processes; a checkpoint policy steps W envs in spawned workers.
+uniform random one with probability EPS. Episodes are `{timestamp}-{uuid}-{length}.npz` files
+holding the obs keys (image, reward, is_first, is_last, is_terminal and the suite's extras) and the
+true `action`s. Re-running tops DIR up to --episodes complete files; DIR/dataset.json records the
+task, env settings and policy, and a top-up with others is refused. Env settings are the training
+config's: --configs NAME ... and --key value (env.size, env.action_repeat, env.time_limit,
+env.bbs.*, ...). --workers W runs W processes, each with its own env seeds. Random and expert
+collection never imports TensorFlow, so envs render in the collecting processes; a checkpoint policy
+steps W envs in spawned workers.
 """
 import argparse
 import json
