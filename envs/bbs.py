@@ -8,8 +8,8 @@ World frame (pixels, y down as in the image): the arena floor is [0, width] x [0
 width = 800 * arena_scale and length = 700 * arena_scale, walled by 125 px on every side. The goal
 is the pocket [width, width + 100] x [goal_y, goal_y + goal_height] in the right wall, goal_height
 = 0.5 * (length - 250), centred vertically unless variable_goal_position draws goal_y per episode.
-The pocket is solid for the agent and the distractors (a static box that only they collide with),
-so only the shapes enter it. A shape is scored, and removed, at the end of the step in which its
+The pocket is solid for the agent and the distractors (the whole right wall is one static box that
+only they collide with), so only the shapes enter it. A shape is scored, and removed, at the end of the step in which its
 centre of mass lies inside the pocket (x > width).
 
 Actions are Box(-1, 1, (2,)): the first maps onto a direction in [0, 2 pi] (0 points right, pi/2
@@ -63,7 +63,8 @@ MAX_DISTRACTORS = 20
 # The dense bonus per score: max(0, DENSE_BONUS - steps / DENSE_STEPS).
 DENSE_BONUS, DENSE_STEPS = 1.5, 1000.0
 
-# Collision categories: the goal pocket's box collides with the agent and the distractors only.
+# Collision categories: the right wall's whole box (goal included) collides with the agent and the
+# distractors only, its boxes around the goal with the shapes only.
 CAT_AGENT, CAT_OBJECT, CAT_DISTRACTOR, CAT_WALL, CAT_POCKET = 1, 2, 4, 8, 16
 ALL = 0xFFFFFFFF
 
@@ -323,18 +324,21 @@ class BBS:
         space.damping = DAMPING
         width, length, wall = self.width, self.length, WALL
         top, bottom = self.goal_y, self.goal_y + self.goal_height
-        boxes = [
-            (-wall, -wall, 0, length + wall),  # Left.
-            (-wall, -wall, width + wall, 0),  # Top.
-            (-wall, length, width + wall, length + wall),  # Bottom.
-            (width, -wall, width + wall, top),  # Right, above the goal.
-            (width, bottom, width + wall, length + wall),  # Right, below the goal.
-            (width + GOAL_WIDTH, top, width + wall, bottom),  # Behind the goal.
-        ]
-        for box in boxes:
-            space.add(self._static_box(space, box, pymunk.ShapeFilter(categories=CAT_WALL)))
-        pocket = pymunk.ShapeFilter(categories=CAT_POCKET, mask=CAT_AGENT | CAT_DISTRACTOR)
-        space.add(self._static_box(space, (width, top, width + GOAL_WIDTH, bottom), pocket))
+        solid = pymunk.ShapeFilter(categories=CAT_WALL)
+        for box in [(-wall, -wall, 0, length + wall),  # Left.
+                    (-wall, -wall, width + wall, 0),  # Top.
+                    (-wall, length, width + wall, length + wall)]:  # Bottom.
+            space.add(self._static_box(space, box, solid))
+        # The right wall is two sets of boxes. The shapes meet it with the goal cut out; the agent and
+        # the distractors meet one whole box. (A pocket box abutting the walls beside the goal left a
+        # seam along which a disc at full speed was pushed apart by both boxes, not back, and slid out.)
+        for_shapes = pymunk.ShapeFilter(categories=CAT_WALL, mask=CAT_OBJECT)
+        for box in [(width, -wall, width + wall, top),  # Above the goal.
+                    (width, bottom, width + wall, length + wall),  # Below the goal.
+                    (width + GOAL_WIDTH, top, width + wall, bottom)]:  # Behind the goal.
+            space.add(self._static_box(space, box, for_shapes))
+        for_discs = pymunk.ShapeFilter(categories=CAT_POCKET, mask=CAT_AGENT | CAT_DISTRACTOR)
+        space.add(self._static_box(space, (width, -wall, width + wall, length + wall), for_discs))
         self.space = space
 
     @staticmethod

@@ -254,6 +254,25 @@ def test_only_shapes_enter_the_goal():
     assert env.step(right)['reward'] == 0
 
 
+@pytest.mark.parametrize('edge', ['top', 'bottom'])
+@pytest.mark.parametrize('offset', [-12.0, -4.0, 0.0, 4.0, 12.0])
+@pytest.mark.parametrize('phase', [0.0, 8.0, 16.0])
+def test_the_agent_cannot_slip_out_along_the_goal_mouths_edges(edge, offset, phase):
+    # Regression: the pocket's box and the walls beside it used to meet in a seam along which a disc
+    # driven at full speed slid out of the arena (the two boxes pushed it apart, not back).
+    env = raw()
+    for i, thing in enumerate(env.objects):
+        place(thing, 60 + 60 * i, 60)
+    y = (env.goal_y if edge == 'top' else env.goal_y + env.goal_height) + offset
+    place(env.agent, env.width - 100 + phase, y, velocity=(bbs.MAX_SPEED, 0))
+    right = np.array([-1, 1], np.float32)
+    for _ in range(60):
+        env.step(right)
+        # At 25 px a step it may sink into the wall by up to a radius, never through it.
+        assert env.agent.body.position.x < env.width + bbs.AGENT_RADIUS
+    assert env.agent.body.position.x == pytest.approx(env.width - bbs.AGENT_RADIUS, abs=1)  # Pressed on it.
+
+
 def test_actions_map_to_direction_and_force_and_are_clipped():
     moves = {}  # The velocity gained in one step from rest.
     for name, action in {'right': [-1, 1], 'down': [-0.5, 1], 'left': [0, 1], 'still': [0.3, -1],
