@@ -9,8 +9,8 @@ width = 800 * arena_scale and length = 700 * arena_scale, walled by 125 px on ev
 is the pocket [width, width + 100] x [goal_y, goal_y + goal_height] in the right wall, goal_height
 = 0.5 * (length - 250), centred vertically unless variable_goal_position draws goal_y per episode.
 The pocket is solid for the agent and the distractors (the whole right wall is one static box that
-only they collide with), so only the shapes enter it. A shape is scored, and removed, at the end of the step in which its
-centre of mass lies inside the pocket (x > width).
+only they collide with), so only the shapes enter it. A shape is scored, and removed, at the end of
+the step in which its centre of mass lies inside the pocket (x > width, y within the mouth).
 
 Actions are Box(-1, 1, (2,)): the first maps onto a direction in [0, 2 pi] (0 points right, pi/2
 down), the second onto a force in [0, 400]; the force acts for 100 accumulated sub-steps (100 times
@@ -218,7 +218,7 @@ class BBS:
         for thing in self.distractors:
             self._cap_speed(thing.body)
         self._steps += 1
-        scored = [thing for thing in self.objects if thing.body.position.x > self.width]
+        scored = [thing for thing in self.objects if self._in_pocket(thing.body.position)]
         for thing in scored:
             self.space.remove(thing.body, thing.shape)
             self.objects.remove(thing)
@@ -388,6 +388,11 @@ class BBS:
                 thing.force = (float(force * math.cos(angle)), float(force * math.sin(angle)))
             thing.hold -= 1
             thing.body.apply_force_at_world_point(thing.force, thing.body.position)
+
+    def _in_pocket(self, position):
+        """The centre is past the right wall's face within the mouth (not sunk into the wall beside it)."""
+        x, y = position
+        return x > self.width and self.goal_y <= y <= self.goal_y + self.goal_height
 
     @staticmethod
     def _cap_speed(body):

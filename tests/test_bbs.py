@@ -237,6 +237,15 @@ def test_a_shape_pushed_through_the_mouth_scores_once_in_the_sparse_task():
     assert 14 <= rewards.index(1.0) <= 30 and len(env.objects) == 1
 
 
+def test_a_shape_sunk_into_the_wall_beside_the_mouth_does_not_score():
+    env = raw('sparse', max_objects=1)
+    place(env.agent, 60, env.length - 60)
+    place(env.objects[0], env.width + 5, env.goal_y - 30)  # Centre past the face, outside the mouth.
+    rewards = [float(env.step(STILL)['reward']) for _ in range(30)]
+    assert sum(rewards) == 0 and len(env.objects) == 1
+    assert env.objects[0].body.position.x < env.width  # The wall pushed it back out.
+
+
 def test_only_shapes_enter_the_goal():
     env = raw(max_distractors=1)
     y = env.goal_y + env.goal_height / 2
