@@ -65,7 +65,7 @@ DENSE_BONUS, DENSE_STEPS = 1.5, 1000.0
 
 # Collision categories: the right wall's whole box (goal included) collides with the agent and the
 # distractors only, its boxes around the goal with the shapes only.
-CAT_AGENT, CAT_OBJECT, CAT_DISTRACTOR, CAT_WALL, CAT_POCKET = 1, 2, 4, 8, 16
+CAT_AGENT, CAT_OBJECT, CAT_DISTRACTOR, CAT_WALL, CAT_DISC_WALL = 1, 2, 4, 8, 16
 ALL = 0xFFFFFFFF
 
 FLOOR = (236, 236, 230)
@@ -337,7 +337,7 @@ class BBS:
                     (width, bottom, width + wall, length + wall),  # Below the goal.
                     (width + GOAL_WIDTH, top, width + wall, bottom)]:  # Behind the goal.
             space.add(self._static_box(space, box, for_shapes))
-        for_discs = pymunk.ShapeFilter(categories=CAT_POCKET, mask=CAT_AGENT | CAT_DISTRACTOR)
+        for_discs = pymunk.ShapeFilter(categories=CAT_DISC_WALL, mask=CAT_AGENT | CAT_DISTRACTOR)
         space.add(self._static_box(space, (width, -wall, width + wall, length + wall), for_discs))
         self.space = space
 
