@@ -5,7 +5,8 @@ down, left, right; a move into the wall stays) towards a target (a red cell), bo
 on distinct cells. reach: reward 1 on the target, which ends the episode as a terminal state.
 collect: reward 1 on the target, which then moves to another random cell; only the time limit ends
 an episode. It needs no physics engine and steps in microseconds: a quick check of a discrete-action
-agent (use `--env.action_repeat 1`: one move per agent step).
+agent (use `--env.action_repeat 1`: one move per agent step). `expert_action()` walks straight to the
+target, rows first (a data policy for vsg.collect).
 """
 
 import gymnasium as gym
@@ -45,6 +46,13 @@ class Grid:
             self._target = self._other_cell(self._agent)
         ends = reached and self._task == 'reach'
         return spaces.obs(float(reached), is_last=ends, is_terminal=ends)
+
+    def expert_action(self):
+        """The move one cell closer to the target, rows first, as the one-hot vector the agent gives
+        (the env's own action is the index; envs.wrappers.OneHotAction maps between them)."""
+        row, col = self._target - self._agent
+        index = (1 if row < 0 else 2) if row else (3 if col < 0 else 4) if col else 0
+        return np.eye(len(MOVES), dtype=np.float32)[index]
 
     def render(self, size):
         cells = np.empty((self._side, self._side, 3), np.uint8)

@@ -5,12 +5,12 @@
 #   bash scripts/offline.sh TASK REPR SEED [--key value ...]
 #   e.g. bash scripts/offline.sh bbs_dense pixels 0 --env.action_repeat 4 --env.time_limit 400 \
 #          --env.bbs.max_objects 1 --env.bbs.arena_scale 0.6
-#   TASK   env name; bbs_* tasks are collected with the scripted expert, others with random actions
+#   TASK   env name; bbs_*, fetch_* and grid_* tasks are collected with the scripted expert, others with random actions
 #   REPR   the models' input: pixels (vsg/offline/data.py REPRESENTATIONS lists them)
 #   SEED   seed of the collection and of the offline run
 # Flags after SEED go to both commands (env settings shape the data; offline.* keys the run).
-# EPISODES (default 60), POLICY (expert for bbs_*, else random; or checkpoint:LOGDIR), NOISE (0.3 with the
-# expert, else 0), WORKERS (2), DATA (logs/offline/data/TASK/seed_SEED), LOGDIR (logs/offline/TASK/REPR/seed_SEED)
+# EPISODES (default 60), POLICY (expert for bbs_*, fetch_* and grid_*, else random; or checkpoint:LOGDIR),
+# NOISE (0.3 with the expert, else 0), WORKERS (2), DATA (logs/offline/data/TASK/seed_SEED), LOGDIR (logs/offline/TASK/REPR/seed_SEED)
 # and PYTHON (python) override the defaults. Re-running tops the data up and resumes the run.
 set -euo pipefail
 if [ "$#" -lt 3 ]; then
@@ -26,7 +26,7 @@ try:
     data.representation(sys.argv[1])
 except data.DataError as e:
     sys.exit(f"error: REPR {sys.argv[1]!r}: {e}")' "$REPR"
-case "$TASK" in bbs_*) DEFAULT_POLICY=expert ;; *) DEFAULT_POLICY=random ;; esac
+case "$TASK" in bbs_*|fetch_*|grid_*) DEFAULT_POLICY=expert ;; *) DEFAULT_POLICY=random ;; esac
 POLICY=${POLICY:-$DEFAULT_POLICY}
 if [ "$POLICY" = expert ]; then DEFAULT_NOISE=0.3; else DEFAULT_NOISE=0; fi
 DATA=${DATA:-logs/offline/data/${TASK}/seed_${SEED}}

@@ -408,7 +408,7 @@ def test_show_report_and_argument_errors(tmp_path, capsys):
                  ['--task', 'bbs_sparse', '--out', 'x.gif', '--side', '3'],
                  ['--task', 'bbs_sparse'],
                  ['--task', 'bbs_sparse', '--bogus'],
-                 ['--task', 'grid_reach', '--policy', 'expert', '--out', 'x.gif']):
+                 ['--task', 'gym_CartPole-v1', '--policy', 'expert', '--out', 'x.gif']):
         assert show.main(argv) == 2
         error = capsys.readouterr().err
         assert error.startswith('show: error:') and error.count('\n') == 1, argv

@@ -184,6 +184,20 @@ def test_grid_reach_ends_with_a_terminal_reward_on_the_target():
     assert len(images) > 1
 
 
+def test_grid_expert_takes_the_shortest_path_to_each_target():
+    """The expert's move is the one read off the image (rows first), through the one-hot wrapper,
+    so an episode of it collects a target every Manhattan distance's steps."""
+    env = envs.make('grid_collect', time_limit=60, **GRID)
+    obs, rewards = env.reset(), 0.0
+    for _ in range(60):
+        agent, target = grid_cells(obs['image'])
+        action = env.expert_action()
+        assert action.dtype == np.float32 and action.tolist() == np.eye(5)[toward(agent, target)].tolist()
+        obs = env.step(action)
+        rewards += float(obs['reward'])
+    assert obs['is_last'] and rewards >= 60 / 6  # at most 6 moves apart on a 4x4 grid
+
+
 def test_grid_collect_moves_the_target_and_ends_only_at_the_time_limit():
     env = envs.make('grid_collect', time_limit=20, **GRID)
     obs = env.reset()

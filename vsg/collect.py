@@ -3,9 +3,9 @@
   python -m vsg.collect --task bbs_dense --policy expert --noise 0.3 --episodes 60 --outdir DIR --seed 0 \\
       --workers 2 --env.action_repeat 4 --env.time_limit 400 --env.bbs.max_objects 1
 
---policy random: uniform actions; expert: the suite's scripted expert (`expert_action()`, bbs has
-one); checkpoint:LOGDIR: a trained agent (LOGDIR's config.yaml and checkpoint.npz, vsg.train's run
-directory; one trained on dmc_X also acts in dcs_X and back). --noise EPS replaces each action by a
+--policy random: uniform actions; expert: the suite's scripted expert (`expert_action()`: bbs,
+fetch and grid have one); checkpoint:LOGDIR: a trained agent (LOGDIR's config.yaml and
+checkpoint.npz, vsg.train's run directory; one trained on dmc_X also acts in dcs_X and back). --noise EPS replaces each action by a
 uniform random one with probability EPS. Episodes are `{timestamp}-{uuid}-{length}.npz` files
 holding the obs keys (image, reward, is_first, is_last, is_terminal and the suite's extras) and the
 true `action`s. Re-running tops DIR up to --episodes complete files; DIR/dataset.json records the
@@ -128,7 +128,7 @@ def _check_env(config, policy):
     env = train.make_envs(_in_process(config), 1, config.seed)[0]
     try:
         if policy == 'expert' and not hasattr(env, 'expert_action'):
-            sys.exit(f'error: {config.task} has no scripted expert (bbs has one); use --policy random or checkpoint:LOGDIR')
+            sys.exit(f'error: {config.task} has no scripted expert (bbs, fetch and grid have one); use --policy random or checkpoint:LOGDIR')
     finally:
         env.close()
 

@@ -53,7 +53,7 @@ def _parser():
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--task', required=True, help='env name, e.g. bbs_sparse, bbs_dense, grid_reach')
     parser.add_argument('--policy', choices=('expert', 'random'), default='random',
-                        help="actions of the GIF's episode: the suite's scripted expert (bbs) or uniform random")
+                        help="actions of the GIF's episode: the suite's scripted expert (bbs, fetch, grid) or uniform random")
     parser.add_argument('--seed', type=int, default=0, help="the GIF episode's env seed (and the random policy's)")
     parser.add_argument('--steps', type=int, default=300,
                         help='agent steps at most in the GIF (the episode may end sooner)')
@@ -92,7 +92,7 @@ def main(argv=None):
                                       parallel=False, **settings)
         env = make(args.seed)
         if (args.policy == 'expert' or args.report is not None) and not hasattr(env, 'expert_action'):
-            parser.error(f'{args.task} has no scripted expert (bbs has one); use --policy random')
+            parser.error(f'{args.task} has no scripted expert (bbs, fetch and grid have one); use --policy random')
     except (_UsageError, ValueError) as error:
         print(f'show: error: {error}', file=sys.stderr)
         return 2
