@@ -215,11 +215,34 @@ def test_a_held_out_loss_leaves_the_codebook_alone_and_a_training_loss_moves_it(
     model = lapo_model('unet', stacked, future, latent='vq')
     vq = model.idm.quantizer
     before = [v.numpy().copy() for v in (vq.codebook, vq.counts, vq.sums, vq.placed)]
-    model.loss(stacked, future, 0.25, training=False)  # what the held-out reconstruction computes
+    model.loss(stacked, future, training=False)  # what the held-out reconstruction computes
     for old, new in zip(before, (vq.codebook, vq.counts, vq.sums, vq.placed)):
         np.testing.assert_array_equal(old, new.numpy())
-    model.loss(stacked, future, 0.25)
+    model.loss(stacked, future)
     assert not np.array_equal(before[1], vq.counts.numpy())
+
+
+def test_the_gaussian_latent_samples_in_training_takes_its_mean_otherwise_and_costs_its_kl():
+    import tensorflow as tf
+    stacked, future = frames(batch=4)
+    model = lapo_model('unet', stacked, future, latent='gaussian')
+    assert model.idm._head._out.units == 2 * 4  # mean and std of a 4-d latent (offline_debug)
+    z_eval, kl, index = model.idm(stacked, future)
+    assert index is None and z_eval.shape == (4, 4)
+    np.testing.assert_array_equal(z_eval.numpy(), model.idm(stacked, future)[0].numpy())  # the mean
+    z_train = model.idm(stacked, future, training=True)[0]
+    assert not np.allclose(z_train.numpy(), z_eval.numpy())
+    # The KL by hand from the head's mean and std, summed over z, averaged over the batch.
+    x = model.idm._head(model.idm._encoder(tf.concat([tf.cast(stacked, tf.float32), tf.cast(future, tf.float32),
+                                                       tf.cast(future, tf.float32) - tf.cast(stacked[..., -3:], tf.float32)], -1))).numpy()
+    mean, std = x[:, :4], np.log1p(np.exp(x[:, 4:])) + 1e-3
+    np.testing.assert_allclose(mean, z_eval.numpy(), rtol=1e-5, atol=1e-6)
+    expected = np.mean(np.sum(0.5 * (mean ** 2 + std ** 2 - 1) - np.log(std), -1))
+    assert float(kl) == pytest.approx(expected, rel=1e-4)
+    loss, metrics = model.loss(stacked, future, training=False)
+    charged = max(float(metrics['kl']), 4.0)  # offline.lapo.kl_free nats come free
+    assert float(loss) == pytest.approx(float(metrics['reconstruction']) + 1e-4 * charged, rel=1e-5)
+    assert 'commitment' not in metrics
 
 
 def test_a_checkpoint_of_the_other_fdm_is_refused(grid_data, tmp_path):
@@ -344,6 +367,7 @@ def test_lapo_alone_runs_on_action_free_episodes(tmp_path):
     (['--offline.data', 'NOIMAGE', '--offline.stage', 'probe'], "lacks 'image'"),
     (['--offline.repr', 'slots', '--offline.data', 'EMPTY'], "unknown representation 'slots'; known: pixels"),
     (['--offline.lapo.latent', 'gumbel', '--offline.data', 'EMPTY'], "offline.lapo.latent='gumbel' is not allowed"),
+    (['--offline.lapo.kl_free', '-1', '--offline.data', 'EMPTY'], 'offline.lapo.kl_free=-1.0 must be at least 0'),
     (['--offline.lapo.fdm', 'resnet', '--offline.data', 'EMPTY'],
      "offline.lapo.fdm='resnet' is not allowed; choose one of unet, vector"),
 ])

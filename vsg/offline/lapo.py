@@ -1,7 +1,8 @@
 """Latent action model (LAPO, Schmidt & Jiang 2024): an inverse dynamics model z_t = IDM(o_t, o_{t+k})
 and a forward model ô_{t+k} = FDM(o_t, z_t), trained together to predict the future observation
-through an information bottleneck on z (vector quantisation, or a small continuous latent), so that
-z comes to hold what the observation cannot tell: the action. No true action is used.
+through an information bottleneck on z (vector quantisation, a small continuous latent, or a Gaussian
+latent whose KL to N(0, I) is penalised), so that z comes to hold what the observation cannot tell:
+the action. No true action is used.
 """
 import keras
 import tensorflow as tf
@@ -105,25 +106,41 @@ class VectorQuantizer(keras.layers.Layer):
 
 
 class IDM(keras.layers.Layer):
-    """z_t from the stacked inputs up to o_t and the future one o_{t+k}, concatenated on the last axis."""
+    """z_t from the stacked inputs up to o_t and the future one o_{t+k}, concatenated on the last axis.
+
+    Latents: `vq` (codes), `continuous` (tanh) or `gaussian`: z ~ N(μ, σ) while training and μ
+    otherwise, with the KL to N(0, I) as its bottleneck loss. That KL bounds what z tells about its
+    inputs, so of two codes that explain the frame equally well it favours the narrower one: the move
+    (a small displacement) over where things end up (anywhere in the frame)."""
 
     def __init__(self, kind, latent, latent_size, groups, codes, decay, dead_usage, depth, units, layers, act, **kwargs):
         super().__init__(**kwargs)
         self.latent = latent
         self._encoder = encoder(kind, depth, act, 'encoder')
-        self._head = nets.MLP(layers, units, act, latent_size, name='head')
+        self._head = nets.MLP(layers, units, act, 2 * latent_size if latent == 'gaussian' else latent_size, name='head')
         if latent == 'vq':
             self.quantizer = VectorQuantizer(groups, codes, decay, dead_usage=dead_usage, name='vq')
 
     def call(self, stacked, future, training=False):
-        """Returns (z [B, latent_size], commitment loss, code indices or None). The encoder also sees
-        the change from o_t to o_{t+k}, where an action shows (images: in [-255, 255] before scaling)."""
+        """Returns (z [B, latent_size], bottleneck loss: VQ's commitment, the Gaussian's KL or 0, code
+        indices or None). The encoder also sees the change from o_t to o_{t+k}, where an action shows
+        (images: in [-255, 255] before scaling)."""
         current = tf.cast(stacked[..., -future.shape[-1]:], tf.float32)
         change = tf.cast(future, tf.float32) - current
         x = self._head(self._encoder(tf.concat([tf.cast(stacked, tf.float32), tf.cast(future, tf.float32), change], -1)))
         if self.latent == 'vq':
             return self.quantizer(x, training=training)
+        if self.latent == 'gaussian':
+            mean, raw_std = tf.split(x, 2, -1)
+            std = tf.nn.softplus(raw_std) + 1e-3
+            z = mean + std * tf.random.normal(tf.shape(mean)) if training else mean
+            return z, tf.reduce_mean(tf.reduce_sum(standard_normal_kl(mean, std), -1)), None
         return tf.tanh(x), tf.constant(0.0), None
+
+
+def standard_normal_kl(mean, std):
+    """KL(N(mean, std) || N(0, 1)) per dimension."""
+    return 0.5 * (tf.square(mean) + tf.square(std) - 1) - tf.math.log(std)
 
 
 def _broadcast(z, like):
@@ -204,22 +221,29 @@ class LatentActionModel(keras.layers.Layer):
         """net, lapo: the config blocks offline.net and offline.lapo."""
         super().__init__(name='lapo', **kwargs)
         self.kind = kind
+        self.bottleneck_scale = {'vq': lapo.commitment, 'gaussian': lapo.kl}.get(lapo.latent, 0.0)
+        # Free nats: a Gaussian z may carry kl_free nats at no cost (without them it collapses to the
+        # prior before the FDM has learned to use it); beyond them each nat costs `kl`.
+        self.bottleneck_free = lapo.kl_free if lapo.latent == 'gaussian' else 0.0
         self.idm = IDM(kind, lapo.latent, lapo.latent_size, lapo.groups, lapo.codes, lapo.ema_decay, lapo.dead_usage,
                        net.depth, net.units, net.layers, net.act, name='idm')
         self.fdm = FDM(kind, target_shape, lapo.fdm, net.depth, net.units, net.layers, net.act, name='fdm')
 
     def call(self, stacked, future, training=False):
-        z, commitment, index = self.idm(stacked, future, training=training)
-        return self.fdm(stacked, z), z, commitment, index
+        z, bottleneck, index = self.idm(stacked, future, training=training)
+        return self.fdm(stacked, z), z, bottleneck, index
 
-    def loss(self, stacked, future, commitment_scale, training=True):
-        """`training=False` for held-out batches: the codebook then stays as it is."""
-        prediction, z, commitment, index = self(stacked, future, training=training)
+    def loss(self, stacked, future, training=True):
+        """`training=False` for held-out batches: the codebook then stays as it is and a Gaussian z is
+        its mean. The bottleneck term is weighted by offline.lapo.commitment (vq) or offline.lapo.kl
+        (gaussian, floored at offline.lapo.kl_free nats)."""
+        prediction, z, bottleneck, index = self(stacked, future, training=training)
         reconstruction = tf.reduce_mean((prediction - as_target(self.kind, future)) ** 2)
-        metrics = {'reconstruction': reconstruction, 'commitment': commitment, 'z_std': tf.math.reduce_std(z)}
+        name = 'kl' if self.idm.latent == 'gaussian' else 'commitment'
+        metrics = {'reconstruction': reconstruction, name: bottleneck, 'z_std': tf.math.reduce_std(z)}
         if index is not None:
             metrics['codes_used'] = _distinct_codes(index)
-        return reconstruction + commitment_scale * commitment, metrics
+        return reconstruction + self.bottleneck_scale * tf.maximum(bottleneck, self.bottleneck_free), metrics
 
 
 def _distinct_codes(index):

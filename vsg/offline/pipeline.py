@@ -26,7 +26,7 @@ from vsg.offline.lapo import LatentActionModel
 from vsg.offline.loop import StageError
 
 STAGES = ('lapo', 'probe', 'bc', 'decode', 'eval')
-LATENTS = ('vq', 'continuous')
+LATENTS = ('vq', 'continuous', 'gaussian')
 FDMS = ('unet', 'vector')
 EVAL_SEED = 20_000  # eval envs are seeded seed + this, as in vsg.evaluate
 
@@ -53,6 +53,9 @@ def check(config):
     for key, value in positive.items():
         if value < 1:
             raise StageError(f'offline.{key}={value} must be a positive integer')
+    for key in ('commitment', 'kl', 'kl_free'):
+        if cfg.lapo[key] < 0:
+            raise StageError(f'offline.lapo.{key}={cfg.lapo[key]} must be at least 0')
     if cfg.lapo.latent == 'vq' and cfg.lapo.latent_size % cfg.lapo.groups:
         raise StageError(f'offline.lapo.latent_size={cfg.lapo.latent_size} must be a multiple of offline.lapo.groups={cfg.lapo.groups}')
     if not cfg.decode.labels or min(cfg.decode.labels) < 1:
@@ -181,7 +184,7 @@ def run_lapo(run):
     chosen = subsample(held_out, 256, run.config.seed + 2)
     k = data.offsets_for(len(chosen), max_k, lapo_cfg.offset_sampled, np.random.default_rng(run.config.seed + 2))
     validation = run.data.stacked(chosen), run.data.future(chosen, k)
-    validate = compiled(lambda stacked, future: model.loss(stacked, future, lapo_cfg.commitment, training=False)[1]['reconstruction'],
+    validate = compiled(lambda stacked, future: model.loss(stacked, future, training=False)[1]['reconstruction'],
                         *validation)
 
     def evaluate():
@@ -193,7 +196,7 @@ def run_lapo(run):
                 'probe_knn_mse': probe.knn_score(z_train, a_train, z_test, a_test, cfg.probe.knn).mean()}
 
     opt = bc.optimizer('lapo_opt', cfg.net)
-    loss_fn = lambda model, stacked, future: model.loss(stacked, future, lapo_cfg.commitment)
+    loss_fn = lambda model, stacked, future: model.loss(stacked, future)
     run.train('lapo', model, opt, loss_fn, make_batch, lapo_cfg.steps,
               evaluate if run.action_size else None)
 
