@@ -245,6 +245,21 @@ def test_the_gaussian_latent_samples_in_training_takes_its_mean_otherwise_and_co
     assert 'commitment' not in metrics
 
 
+def test_the_pooled_idm_encoder_tells_what_moved_but_not_where():
+    from vsg.offline.lapo import PooledConvEncoder
+    encoder = PooledConvEncoder(4, 'elu')
+
+    def frame(row, col, size=6):
+        image = np.full((1, 64, 64, 3), 128, np.uint8)
+        image[0, row:row + size, col:col + size] = 255
+        return image
+    here = encoder(frame(16, 16)).numpy()
+    assert here.shape == (1, 32)
+    # The same patch 8 pixels (the three convolutions' stride) away, clear of the borders: the same features.
+    np.testing.assert_allclose(encoder(frame(24, 32)).numpy(), here, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(encoder(frame(16, 16, size=10)).numpy(), here)  # a different patch differs
+
+
 def test_a_checkpoint_of_the_other_fdm_is_refused(grid_data, tmp_path):
     logdir = tmp_path / 'run'
     base = ['--offline.data', grid_data, '--logdir', logdir, '--offline.stage', 'lapo']

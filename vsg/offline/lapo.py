@@ -18,6 +18,24 @@ def encoder(kind, depth, act, name):
     return keras.layers.Flatten(name=name)
 
 
+class PooledConvEncoder(keras.layers.Layer):
+    """Conv features max-pooled over the image (offline.lapo.idm_pool): three stride-2 convolutions
+    (64 -> 8 pixels), a 1x1 one, then the maximum of each channel over the 8x8 positions. What a
+    channel reports survives, where in the frame it happened does not, so the IDM can say how
+    something moved (the action) but hardly where it ended up (the frame)."""
+
+    def __init__(self, depth, act, **kwargs):
+        super().__init__(**kwargs)
+        self._convs = [keras.layers.Conv2D(depth * 2 ** i, 4, 2, padding='same', activation=act) for i in range(3)]
+        self._mix = keras.layers.Conv2D(depth * 8, 1, activation=act)
+
+    def call(self, image):
+        x = tf.cast(image, self.compute_dtype) / 255 - 0.5
+        for conv in self._convs:
+            x = conv(x)
+        return tf.cast(tf.reduce_max(self._mix(x), [1, 2]), tf.float32)
+
+
 def as_target(kind, x):
     """An input in the scale the forward model predicts: images in [-0.5, 0.5] as ConvDecoder's."""
     if kind == 'image':
@@ -113,10 +131,15 @@ class IDM(keras.layers.Layer):
     inputs, so of two codes that explain the frame equally well it favours the narrower one: the move
     (a small displacement) over where things end up (anywhere in the frame)."""
 
-    def __init__(self, kind, latent, latent_size, groups, codes, decay, dead_usage, depth, units, layers, act, **kwargs):
+    def __init__(self, kind, latent, latent_size, groups, codes, decay, dead_usage, depth, units, layers, act,
+                 pool=False, **kwargs):
+        """pool: image features max-pooled over positions (PooledConvEncoder) instead of flattened."""
         super().__init__(**kwargs)
         self.latent = latent
-        self._encoder = encoder(kind, depth, act, 'encoder')
+        if pool and kind == 'image':
+            self._encoder = PooledConvEncoder(depth, act, name='pooled_encoder')
+        else:
+            self._encoder = encoder(kind, depth, act, 'encoder')
         self._head = nets.MLP(layers, units, act, 2 * latent_size if latent == 'gaussian' else latent_size, name='head')
         if latent == 'vq':
             self.quantizer = VectorQuantizer(groups, codes, decay, dead_usage=dead_usage, name='vq')
@@ -226,7 +249,7 @@ class LatentActionModel(keras.layers.Layer):
         # prior before the FDM has learned to use it); beyond them each nat costs `kl`.
         self.bottleneck_free = lapo.kl_free if lapo.latent == 'gaussian' else 0.0
         self.idm = IDM(kind, lapo.latent, lapo.latent_size, lapo.groups, lapo.codes, lapo.ema_decay, lapo.dead_usage,
-                       net.depth, net.units, net.layers, net.act, name='idm')
+                       net.depth, net.units, net.layers, net.act, pool=lapo.idm_pool, name='idm')
         self.fdm = FDM(kind, target_shape, lapo.fdm, net.depth, net.units, net.layers, net.act, name='fdm')
 
     def call(self, stacked, future, training=False):
