@@ -4,6 +4,7 @@ Losses read `log_prob`, behaviour reads `sample`/`mode`. The MSE and binary head
 because their log-likelihoods are one line each and we want their losses free of constants; the
 actor uses TFP for the truncated normal, whose sampling and entropy are not one line.
 """
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -55,10 +56,24 @@ class OneHot(tfd.OneHotCategorical):
         return sample + probs - tf.stop_gradient(probs)
 
 
-def trunc_normal(mean, std_logits, min_std):
-    """DreamerV2's continuous actor: tanh mean, std in [min_std, 2 + min_std], support [-1, 1]."""
-    std = 2 * tf.sigmoid(std_logits / 2) + min_std
+def trunc_normal(mean, std_logits, min_std, init_std=None):
+    """DreamerV2's continuous actor: tanh mean, std in [min_std, 2 + min_std], support [-1, 1].
+
+    `init_std` is the std at zero logits (DreamerV2's is 1 + min_std, where the logits are not shifted):
+    a freshly initialised actor then explores with about that std.
+    """
+    shift = 0.0 if init_std is None else std_logit_shift(init_std, min_std)
+    std = 2 * tf.sigmoid(std_logits / 2 + shift) + min_std
     return tfd.Independent(ReparameterizedTruncatedNormal(tf.tanh(mean), std, -1.0, 1.0), 1)
+
+
+def std_logit_shift(init_std, min_std):
+    """The shift of the halved std logits that puts the std at `init_std` when the logits are 0."""
+    if not min_std < init_std < 2 + min_std:
+        raise ValueError(f'actor.init_std must lie strictly between actor.min_std ({min_std}) and '
+                         f'2 + actor.min_std ({2 + min_std}); got {init_std}')
+    fraction = (init_std - min_std) / 2
+    return float(np.log(fraction / (1 - fraction)))
 
 
 class ReparameterizedTruncatedNormal(tfd.TruncatedNormal):

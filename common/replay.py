@@ -246,6 +246,40 @@ class _ExitSafeSamples:
             time.sleep(self._quiet_seconds / 10)
 
 
+def copy_episodes(source, directory):
+    """Copies the episode files of `source` that `directory` lacks, keeping their names, each atomically.
+
+    Returns how many were copied. Names are unique, so a copy cut short by a kill is completed by
+    calling this again, and nothing is copied twice. Unreadable files are skipped with a warning.
+    """
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    copied = 0
+    for path in sorted(pathlib.Path(source).glob('*.npz')):
+        target = directory / path.name
+        if target.exists() or _read_episode(path) is None:
+            continue
+        temp = target.with_name(f'.{target.name}.tmp')
+        try:
+            temp.write_bytes(path.read_bytes())
+            with open(temp, 'rb') as file:
+                os.fsync(file.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        copied += 1
+    if copied:
+        _fsync_directory(directory)
+    return copied
+
+
+def episode_spec(path):
+    """{key: (dtype, per-step shape)} of one episode file, or None if it is unreadable."""
+    episode = _read_episode(path)
+    return None if episode is None else _spec_of(episode)
+
+
 def _read_episode(path):
     """Load one episode file, or warn and return None if it is corrupt or malformed."""
     try:

@@ -141,3 +141,37 @@ def test_a_directory_of_other_settings_is_refused(tmp_path):
     assert other.returncode != 0 and 'collected with other settings (env differ' in other.stderr
     (tmp_path / 'file').write_text('')
     assert 'is not a directory' in run(*GRID, '--episodes', 1, '--outdir', tmp_path / 'file').stderr
+
+
+def _grid_config(*flags):
+    return collect._config(['--configs', 'debug', *GRID, *map(str, flags)])
+
+
+def test_seed_replay_copies_each_episode_once_and_refuses_what_does_not_fit(tmp_path):
+    import envs
+    from common.replay import Replay
+    data = tmp_path / 'data'
+    assert run(*GRID, '--episodes', 2, '--outdir', data, '--seed', 3).returncode == 0
+    env = envs.make('grid_collect', seed=0, action_repeat=1, time_limit=12)
+    replay_dir = tmp_path / 'run' / 'replay'
+    config = _grid_config('--prefill_from', data)
+    assert collect.seed_replay(config, env, replay_dir) == 2
+    assert episodes(replay_dir) == episodes(data)
+    assert collect.seed_replay(config, env, replay_dir) == 0  # a resumed run copies nothing twice
+    replay = Replay(replay_dir)
+    assert replay.num_episodes == 2 and replay.num_steps == 26
+    np.testing.assert_array_equal(replay.sample(1, 4)['action'].shape, (1, 4, 5))
+
+    cases = [
+        (_grid_config('--prefill_from', tmp_path / 'none'), 'holds no episode files'),
+        (_grid_config('--prefill_from', data, '--env.time_limit', 20), "'env.time_limit': 20"),
+    ]
+    for bad, fragment in cases:
+        with pytest.raises(SystemExit, match='error: prefill_from') as caught:
+            collect.seed_replay(bad, env, tmp_path / 'other')
+        assert fragment in str(caught.value) and '\n' not in str(caught.value)
+    (data / 'dataset.json').unlink()  # a run's replay/ has no dataset.json: the episodes' shapes are checked instead
+    small = envs.make('grid_collect', seed=0, size=(32, 32), action_repeat=1, time_limit=12)
+    with pytest.raises(SystemExit, match="keys and shapes .* this run's env gives .*32, 32, 3"):
+        collect.seed_replay(_grid_config('--prefill_from', data), small, tmp_path / 'other')
+    assert not list((tmp_path / 'other').glob('*.npz'))

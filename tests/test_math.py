@@ -161,3 +161,26 @@ def test_actor_samples_at_a_saturated_mean_stay_inside_the_support():
     sample = policy.sample(seed=(1, 2)).numpy()
     assert sample.max() <= 1 - dists.ReparameterizedTruncatedNormal.INSIDE and sample.min() >= -1
     assert np.all(np.isfinite(policy.log_prob(sample).numpy()))
+
+
+def test_actor_init_std_sets_the_std_at_zero_logits_and_keeps_its_range():
+    from common import dists
+    zeros = tf.zeros([1, 2])
+    # DreamerV2's parameterisation: 2 sigmoid(0) + min_std = 1 + min_std, with or without init_std 1.1.
+    assert dists.trunc_normal(zeros, zeros, 0.1).distribution.scale.numpy() == pytest.approx(1.1)
+    assert dists.trunc_normal(zeros, zeros, 0.1, 1.1).distribution.scale.numpy() == pytest.approx(1.1)
+    assert dists.trunc_normal(zeros, zeros, 0.1, 0.3).distribution.scale.numpy() == pytest.approx(0.3, rel=1e-5)
+    # The shift moves where the std starts, not its bounds: sigmoid(4 + log(1/9)) by hand at logits 8.
+    by_hand = 2 / (1 + np.exp(-(4 + np.log(0.1 / 0.9)))) + 0.1
+    logits = tf.fill([1, 2], 8.0)
+    assert dists.trunc_normal(zeros, logits, 0.1, 0.3).distribution.scale.numpy() == pytest.approx(by_hand, rel=1e-5)
+    for far in (-1e3, 1e3):
+        std = dists.trunc_normal(zeros, tf.fill([1, 2], far), 0.1, 0.3).distribution.scale.numpy()
+        assert 0.1 - 1e-6 <= std.min() and std.max() <= 2.1 + 1e-6
+
+
+@pytest.mark.parametrize('init_std', [0.1, 0.05, 2.1, 3.0])
+def test_actor_init_std_outside_the_std_range_is_a_one_line_error(init_std):
+    from common import dists
+    with pytest.raises(ValueError, match='actor.init_std must lie strictly between'):
+        dists.std_logit_shift(init_std, 0.1)

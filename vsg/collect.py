@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from common import logger as logger_lib
+from common import replay as replay_lib
 
 DATASET_FILE = 'dataset.json'
 
@@ -161,6 +162,32 @@ def _record_dataset(outdir, info):
         temp = outdir / f'.{DATASET_FILE}.tmp'
         temp.write_text(json.dumps(info, indent=1) + '\n')
         os.replace(temp, outdir / DATASET_FILE)
+
+
+def seed_replay(config, env, replay_dir):
+    """Copies the episodes of `config.prefill_from` into a run's replay directory (vsg.train).
+
+    Refuses, with one line, a directory without episodes, one collected for another task or env
+    settings (its dataset.json), and episodes whose keys or shapes differ from `env`'s. Returns how
+    many files were copied: none when a resumed run already holds them all.
+    """
+    source = pathlib.Path(config.prefill_from).expanduser()
+    files = sorted(source.glob('*.npz')) if source.is_dir() else []
+    if not files:
+        sys.exit(f'error: prefill_from {source} holds no episode files (*.npz); give a vsg.collect --outdir or a run\'s replay/')
+    info, own = read_dataset_info(source), dataset_info(config, None, None)
+    if info is not None:
+        differ = [key for key in ('task', 'env') if info.get(key) != own[key]]
+        if differ:
+            sys.exit(f'error: prefill_from {source} was collected with {", ".join(f"{key} {info.get(key)}" for key in differ)}, '
+                     f'this run has {", ".join(f"{key} {own[key]}" for key in differ)}')
+    spaces = {**env.obs_space, 'action': env.act_space['action']}
+    expected = {key: tuple(space.shape) for key, space in spaces.items()}
+    spec = replay_lib.episode_spec(files[-1])
+    found = None if spec is None else {key: tuple(shape) for key, (_, shape) in spec.items()}
+    if found != expected:
+        sys.exit(f'error: prefill_from episode {files[-1].name} has keys and shapes {found}; this run\'s env gives {expected}')
+    return replay_lib.copy_episodes(source, replay_dir)
 
 
 def count_episodes(directory):

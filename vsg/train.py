@@ -14,6 +14,7 @@ from common import config as config_lib
 from common import driver as driver_lib
 from common import logger as logger_lib
 from common.replay import Replay
+from vsg import collect
 
 CHECKPOINT = 'checkpoint.npz'
 
@@ -123,6 +124,10 @@ def run(config):
 
     train_envs = make_envs(config, config.env.amount, config.seed)
     eval_envs = make_envs(config, 1, config.seed + 10_000)
+    if config.prefill_from:
+        copied = collect.seed_replay(config, train_envs[0], logdir / 'replay')
+        if copied:
+            print(f'Copied {copied} episode files from {config.prefill_from} into the replay (prefill_from).')
     replay = load_replay(config, logdir / 'replay')
     agent, counters = make_agent(config, train_envs[0], logdir)
     step = elements.Counter(counters.get('step', 0))
