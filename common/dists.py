@@ -56,13 +56,12 @@ class OneHot(tfd.OneHotCategorical):
         return sample + probs - tf.stop_gradient(probs)
 
 
-def trunc_normal(mean, std_logits, min_std, init_std=None):
+def trunc_normal(mean, std_logits, min_std, shift=0.0):
     """DreamerV2's continuous actor: tanh mean, std in [min_std, 2 + min_std], support [-1, 1].
 
-    `init_std` is the std at zero logits (DreamerV2's is 1 + min_std, where the logits are not shifted):
-    a freshly initialised actor then explores with about that std.
+    `shift` moves the halved std logits (`std_logit_shift`), so that a freshly initialised actor explores
+    with a chosen std; at 0 the std at zero logits is DreamerV2's 1 + min_std.
     """
-    shift = 0.0 if init_std is None else std_logit_shift(init_std, min_std)
     std = 2 * tf.sigmoid(std_logits / 2 + shift) + min_std
     return tfd.Independent(ReparameterizedTruncatedNormal(tf.tanh(mean), std, -1.0, 1.0), 1)
 

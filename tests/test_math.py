@@ -166,16 +166,17 @@ def test_actor_samples_at_a_saturated_mean_stay_inside_the_support():
 def test_actor_init_std_sets_the_std_at_zero_logits_and_keeps_its_range():
     from common import dists
     zeros = tf.zeros([1, 2])
-    # DreamerV2's parameterisation: 2 sigmoid(0) + min_std = 1 + min_std, with or without init_std 1.1.
+    shift = dists.std_logit_shift(0.3, 0.1)
+    # DreamerV2's parameterisation: 2 sigmoid(0) + min_std = 1 + min_std, unshifted, or init_std 1.1 (a shift of 0).
     assert dists.trunc_normal(zeros, zeros, 0.1).distribution.scale.numpy() == pytest.approx(1.1)
-    assert dists.trunc_normal(zeros, zeros, 0.1, 1.1).distribution.scale.numpy() == pytest.approx(1.1)
-    assert dists.trunc_normal(zeros, zeros, 0.1, 0.3).distribution.scale.numpy() == pytest.approx(0.3, rel=1e-5)
+    assert dists.trunc_normal(zeros, zeros, 0.1, dists.std_logit_shift(1.1, 0.1)).distribution.scale.numpy() == pytest.approx(1.1)
+    assert dists.trunc_normal(zeros, zeros, 0.1, shift).distribution.scale.numpy() == pytest.approx(0.3, rel=1e-5)
     # The shift moves where the std starts, not its bounds: sigmoid(4 + log(1/9)) by hand at logits 8.
     by_hand = 2 / (1 + np.exp(-(4 + np.log(0.1 / 0.9)))) + 0.1
     logits = tf.fill([1, 2], 8.0)
-    assert dists.trunc_normal(zeros, logits, 0.1, 0.3).distribution.scale.numpy() == pytest.approx(by_hand, rel=1e-5)
+    assert dists.trunc_normal(zeros, logits, 0.1, shift).distribution.scale.numpy() == pytest.approx(by_hand, rel=1e-5)
     for far in (-1e3, 1e3):
-        std = dists.trunc_normal(zeros, tf.fill([1, 2], far), 0.1, 0.3).distribution.scale.numpy()
+        std = dists.trunc_normal(zeros, tf.fill([1, 2], far), 0.1, shift).distribution.scale.numpy()
         assert 0.1 - 1e-6 <= std.min() and std.max() <= 2.1 + 1e-6
 
 

@@ -141,6 +141,7 @@ def test_discrete_actions_train_end_to_end_on_the_gridworld(tmp_path):
     (['--task', 'gym_NoSuchEnv-v0'], "gym_NoSuchEnv-v0"),
     (['--rssm.detr', '4'], "unknown flag '--rssm.detr'"),
     (['--core', 'lstm'], "core='lstm' is not allowed"),
+    (['--actor.init_std', '5'], 'actor.init_std must lie strictly between'),
 ])
 def test_bad_input_exits_nonzero_with_one_line(tmp_path, extra, fragment):
     result = run(TRAIN + ['--logdir', str(tmp_path / 'run')] + extra)

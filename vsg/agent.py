@@ -125,9 +125,8 @@ class ActorCritic(keras.layers.Layer):
         if self._grad == 'dynamics' and discrete:
             raise ValueError("actor_grad 'dynamics' needs continuous actions; use reinforce or auto")
         self._min_std = config.actor.min_std
-        self._init_std = config.actor.init_std
-        if self._dist == 'trunc_normal':
-            dists.std_logit_shift(self._init_std, self._min_std)  # a bad init_std stops here, before training
+        # Computed once; a bad actor.init_std stops here, before training.
+        self._std_shift = dists.std_logit_shift(config.actor.init_std, self._min_std) if self._dist == 'trunc_normal' else None
         self._horizon = config.imag_horizon
         self._lambda = config.discount_lambda
         self._ent_scale = config.actor_ent
@@ -143,7 +142,7 @@ class ActorCritic(keras.layers.Layer):
         if self._dist == 'onehot':
             return dists.OneHot(out)
         mean, std = tf.split(out, 2, -1)
-        return dists.trunc_normal(mean, std, self._min_std, self._init_std)
+        return dists.trunc_normal(mean, std, self._min_std, self._std_shift)
 
     def imagine(self, wm, start):
         """Rolls the policy through the core's prior for `imag_horizon` steps from `start` states."""

@@ -74,7 +74,10 @@ def make_agent(config, env, logdir=None):
     from common import checkpoint
     from vsg.agent import Agent
     tf.random.set_seed(config.seed)
-    agent = Agent(env.obs_space, env.act_space, config)
+    try:
+        agent = Agent(env.obs_space, env.act_space, config)
+    except ValueError as e:  # settings that do not fit together or fit this env, e.g. actor.init_std
+        sys.exit(f'error: {e}')
     counters = {}
     path = pathlib.Path(logdir) / CHECKPOINT if logdir is not None else None
     if path is not None and path.exists():
@@ -124,7 +127,8 @@ def run(config):
 
     train_envs = make_envs(config, config.env.amount, config.seed)
     eval_envs = make_envs(config, 1, config.seed + 10_000)
-    if config.prefill_from:
+    # Once, before the first checkpoint: a resumed run has its copies (and needs not the source any more).
+    if config.prefill_from and not (logdir / CHECKPOINT).exists():
         copied = collect.seed_replay(config, train_envs[0], logdir / 'replay')
         if copied:
             print(f'Copied {copied} episode files from {config.prefill_from} into the replay (prefill_from).')

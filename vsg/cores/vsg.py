@@ -63,7 +63,7 @@ class SVSG(VSG):
     def __init__(self, rng, stoch, hidden, act, min_std, feat='sample', **kwargs):
         # The cell's recurrent state is z_{t-1} itself, so the cell has the latent's size.
         super().__init__(rng, deter=stoch, hidden=hidden, stoch=stoch, discrete=0, act=act, min_std=min_std, **kwargs)
-        self._feat = {'sample': 'stoch', 'mean': 'belief'}[feat]
+        self._feat = {'sample': 'stoch', 'mean': 'belief'}[feat]  # the state carries a belief only if read
 
     @property
     def feat_size(self):
@@ -71,7 +71,8 @@ class SVSG(VSG):
 
     def initial(self, batch_size):
         zeros = tf.zeros([batch_size, self._stoch])
-        return {'cand': zeros, 'belief': zeros, **self._initial_latent(batch_size), **self._initial_gate(batch_size)}
+        belief = {'belief': zeros} if self._feat == 'belief' else {}
+        return {'cand': zeros, **belief, **self._initial_latent(batch_size), **self._initial_gate(batch_size)}
 
     def get_feat(self, state):
         return state[self._feat]
@@ -88,7 +89,8 @@ class SVSG(VSG):
     def _latent(self, stats, recurrent, prev_state, sample):
         latent = super()._latent(stats, recurrent, prev_state, sample)
         latent['stoch'] = gated_update(recurrent['gate'], latent['stoch'], prev_state['stoch'])
-        latent['belief'] = gated_update(recurrent['gate'], stats['mean'], prev_state['belief'])
+        if self._feat == 'belief':
+            latent['belief'] = gated_update(recurrent['gate'], stats['mean'], prev_state['belief'])
         return latent
 
 
