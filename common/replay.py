@@ -21,10 +21,11 @@ import numpy as np
 class Replay:
     """Episodes on disk plus the newest `capacity` steps of them in memory, for sampling."""
 
-    def __init__(self, directory, capacity=None, seed=0, prioritize_ends=False):
+    def __init__(self, directory, capacity=None, seed=0, prioritize_ends=False, select=None):
         """prioritize_ends: a start drawn within an episode's last `length` steps is moved back so the
         sequence ends with the episode (DreamerV2's option): rare episode ends, such as scoring the last
-        object, are then seen `length` times as often."""
+        object, are then seen `length` times as often. select: `select(path) -> bool` loads only some of
+        the directory's episodes (a read-only view, e.g. vsg.diagnose on the episodes a run seeded)."""
         self._directory = pathlib.Path(directory)
         self._directory.mkdir(parents=True, exist_ok=True)
         self._capacity = capacity
@@ -38,7 +39,7 @@ class Replay:
         self._ends = np.zeros(0, np.int64)  # cumulative lengths, to map a global step to its episode
         self._spec = None  # {key: (dtype, per-step shape)}, fixed by the first episode
         self._ongoing = {}  # worker -> list of transitions of its unfinished episode
-        self._load()
+        self._load(select or (lambda path: True))
 
     @property
     def num_episodes(self):
@@ -160,10 +161,12 @@ class Replay:
         _fsync_directory(self._directory)  # makes the rename itself survive a power loss
         return path
 
-    def _load(self):
+    def _load(self, select):
         newest_first = []
         total = 0
         for path in sorted(self._directory.glob('*.npz'), reverse=True):
+            if not select(path):
+                continue
             episode = _read_episode(path)
             if episode is None:
                 continue

@@ -45,8 +45,19 @@ def test_errors_compare_the_steps_after_the_context_with_the_replayed_reward(cor
     np.testing.assert_allclose(result['open_loop_reward_mse'], np.mean((0.25 - future) ** 2, 0), atol=1e-4)
     assert result['posterior_reward_mse'] == pytest.approx(np.mean((0.25 - future) ** 2), abs=1e-4)
     assert result['reward_var'] == pytest.approx(np.var(future), abs=1e-4)
-    # A reward head that ignores the state cannot show an action effect.
-    assert result['constant_action_reward'] == {'0': 0.25, '+1': 0.25, '-1': 0.25}
+    assert result['replay_reward'] == pytest.approx(np.mean(future), abs=1e-4)
+    # A reward head that ignores the state cannot show an action effect, nor an actor's gain.
+    assert result['imagined_reward'] == {'replayed_actions': 0.25, 'actor': 0.25}
+    assert result['constant_action_reward'] == {
+        '0': 0.25, '+1': 0.25, '-1': 0.25, '+1[0]': 0.25, '-1[0]': 0.25, '+1[1]': 0.25, '-1[1]': 0.25}
+
+
+def test_constant_actions_move_all_dimensions_then_each_alone():
+    actions = diagnose.constant_actions(3, discrete=False)
+    np.testing.assert_array_equal(actions['-1'], [-1, -1, -1])
+    np.testing.assert_array_equal(actions['+1[1]'], [0, 1, 0])
+    np.testing.assert_array_equal(actions['-1[2]'], [0, 0, -1])
+    assert set(diagnose.constant_actions(1, discrete=False)) == {'0', '+1', '-1'}  # one dimension: no repeats
 
 
 def test_discrete_actions_are_tried_one_by_one():
@@ -56,6 +67,25 @@ def test_discrete_actions_are_tried_one_by_one():
     result = diagnose.diagnose(agent, data, 2, 3)
     assert len(result['open_loop_reward_mse']) == 3
     assert set(result['constant_action_reward']) == {f'action_{i}' for i in range(A)}
+
+
+def test_episode_filter_tells_seeded_episodes_from_the_runs_own_by_name(tmp_path):
+    source, replay = tmp_path / 'collected', tmp_path / 'replay'
+    source.mkdir(), replay.mkdir()
+    for name in ('a.npz', 'b.npz'):
+        (source / name).touch()
+    config = config_lib.load(['--configs', 'debug', '--prefill_from', str(source)])
+    seeded, own = diagnose.episode_filter(config, 'seeded'), diagnose.episode_filter(config, 'own')
+    assert [seeded(replay / n) for n in ('a.npz', 'b.npz', 'c.npz')] == [True, True, False]
+    assert [own(replay / n) for n in ('a.npz', 'b.npz', 'c.npz')] == [False, False, True]
+    assert diagnose.episode_filter(config, 'all') is None
+
+
+def test_episode_filter_needs_a_seeded_run():
+    config = config_lib.load(['--configs', 'debug'])
+    with pytest.raises(SystemExit) as error:
+        diagnose.episode_filter(config, 'own')
+    assert 'needs a run seeded with prefill_from' in str(error.value)
 
 
 def test_command_line_refuses_a_directory_that_is_not_a_run(tmp_path):

@@ -58,6 +58,15 @@ def test_save_load_round_trip(tmp_path):
     assert_same_episodes(Replay(tmp_path)._episodes, episodes)
 
 
+def test_select_loads_only_the_chosen_episodes_and_leaves_the_directory_alone(tmp_path):
+    replay = Replay(tmp_path)
+    paths = [replay.add_episode(make_episode(i, 4)) for i in range(3)]
+    chosen = {paths[0].name, paths[2].name}
+    view = Replay(tmp_path, select=lambda path: path.name in chosen)
+    assert_same_episodes(view._episodes, [make_episode(0, 4), make_episode(2, 4)])
+    assert npz_files(tmp_path) == paths
+
+
 def test_no_temp_files_and_corrupt_files_are_skipped(tmp_path):
     replay = Replay(tmp_path)
     good = [make_episode(i, 4) for i in range(2)]

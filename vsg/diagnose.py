@@ -5,10 +5,18 @@ Reads the run's config, checkpoint and replay (nothing is written) and prints on
   k = 1..horizon steps ahead from the true actions; mean squared error of its reward against the
   replayed reward, next to `reward_var` (what predicting the mean reward would score) and
   `posterior_reward_mse` (the same steps read from the posterior, with the observations).
+- `imagined_reward`: from the posterior after the context, the mean imagined reward over the next
+  steps under the replayed actions and under the actor (as in training, `imag_horizon` steps), next
+  to `replay_reward`, what the replayed actions really earned. An actor far above the replayed
+  actions on data where they earned little is exploiting the model.
 - `constant_action_reward`: from every posterior state of the batch, imagine `horizon` steps of one
   constant action and average the imagined reward. Continuous actions try 0, +1 and -1 in every
-  dimension, discrete ones each action. Equal values mean the imagined reward ignores the action,
+  dimension, and with several dimensions also +1 and -1 in one dimension at a time (`+1[i]`, the
+  others 0); discrete ones try each action. Equal values mean the imagined reward ignores the action,
   so an actor trained in imagination has nothing to learn from.
+
+`--episodes own|seeded` measures a run seeded with `prefill_from` on its own episodes or on the
+seeded ones alone (told apart by file name, which seeding keeps).
 """
 import argparse
 import json
@@ -28,6 +36,8 @@ def main(argv=None):
     parser.add_argument('--context', type=int, default=5, help='observed steps before the open-loop part')
     parser.add_argument('--horizon', type=int, default=15, help='imagined steps')
     parser.add_argument('--seed', type=int, default=0, help='replay sampling and latent sampling seed')
+    parser.add_argument('--episodes', choices=EPISODES, default='all',
+                        help="which replay episodes: all, the run's own, or those seeded from prefill_from")
     args = parser.parse_args(argv)
     for name in ('batch', 'context', 'horizon'):
         if getattr(args, name) < 1:
@@ -45,14 +55,31 @@ def main(argv=None):
         agent, counters = train.make_agent(config, env[0], logdir)
     finally:
         env[0].close()
-    replay = train.load_replay(config.update(seed=args.seed), logdir / 'replay')
+    replay = train.load_replay(config.update(seed=args.seed), logdir / 'replay', episode_filter(config, args.episodes))
     try:
         data = replay.sample(args.batch, args.context + args.horizon)
     except ValueError as e:
         sys.exit(f'error: {e}')
     agent.rng.reset_from_seed(args.seed)
     result = diagnose(agent, data, args.context, args.horizon)
-    print(json.dumps({'logdir': str(logdir), 'core': config.core, 'step': counters.get('step', 0), **result}))
+    print(json.dumps({'logdir': str(logdir), 'core': config.core, 'step': counters.get('step', 0),
+                      'episodes': args.episodes, **result}))
+
+
+EPISODES = ('all', 'own', 'seeded')
+
+
+def episode_filter(config, which):
+    """`select(path)` for the replay: None (all), or by whether the file's name is in `prefill_from`."""
+    if which == 'all':
+        return None
+    if not config.prefill_from:
+        sys.exit(f'error: --episodes {which} needs a run seeded with prefill_from; this one was not (use --episodes all)')
+    source = pathlib.Path(config.prefill_from).expanduser()
+    seeded = {path.name for path in source.glob('*.npz')} if source.is_dir() else set()
+    if not seeded:
+        sys.exit(f'error: --episodes {which} reads the seeded names from prefill_from {source}, which holds no episode files')
+    return (lambda path: path.name in seeded) if which == 'seeded' else (lambda path: path.name not in seeded)
 
 
 def diagnose(agent, data, context, horizon):
@@ -70,10 +97,15 @@ def diagnose(agent, data, context, horizon):
     prior = wm.core.imagine(data['action'][:, context:], start)
     open_loop = wm.reward(wm.core.get_feat(prior)).mean().numpy()
     future = reward[:, context:]
+    actor_feat, _ = agent.ac.imagine(wm, start)
     result = {
         'open_loop_reward_mse': [round(float(v), 4) for v in np.mean((open_loop - future) ** 2, 0)],
         'posterior_reward_mse': round(float(np.mean((posterior_reward[:, context:] - future) ** 2)), 4),
-        'reward_var': round(float(np.var(future)), 4)}
+        'reward_var': round(float(np.var(future)), 4),
+        'replay_reward': round(float(np.mean(future)), 4),
+        'imagined_reward': {
+            'replayed_actions': round(float(np.mean(open_loop)), 4),
+            'actor': round(float(tf.reduce_mean(wm.reward(actor_feat[1:]).mean())), 4)}}
     flat = {key: tf.reshape(value, [-1, *value.shape[2:]]) for key, value in post.items()}
     starts = int(flat['stoch'].shape[0])  # every core's state has a stochastic part
     act_dim = int(data['action'].shape[-1])
@@ -87,10 +119,16 @@ def diagnose(agent, data, context, horizon):
 
 
 def constant_actions(act_dim, discrete):
-    """{label: action vector}: each one-hot action, or 0, +1 and -1 in every dimension."""
+    """{label: action vector}: each one-hot action, or 0, +1 and -1 in every dimension and, given
+    several dimensions, +1 and -1 in each one alone."""
     if discrete:
         return {f'action_{i}': np.eye(act_dim, dtype=np.float32)[i] for i in range(act_dim)}
-    return {label: np.full(act_dim, value, np.float32) for label, value in (('0', 0.0), ('+1', 1.0), ('-1', -1.0))}
+    actions = {label: np.full(act_dim, value, np.float32) for label, value in (('0', 0.0), ('+1', 1.0), ('-1', -1.0))}
+    if act_dim > 1:
+        for i in range(act_dim):
+            for label, value in (('+1', 1.0), ('-1', -1.0)):
+                actions[f'{label}[{i}]'] = value * np.eye(act_dim, dtype=np.float32)[i]
+    return actions
 
 
 if __name__ == '__main__':

@@ -89,14 +89,15 @@ def make_agent(config, env, logdir=None):
     return agent, counters
 
 
-def load_replay(config, directory):
-    """The replay, with a resumed run's episodes reloaded: minutes for a large one, hence the two lines."""
+def load_replay(config, directory, select=None):
+    """The replay, with a resumed run's episodes reloaded: minutes for a large one, hence the two lines.
+    `select(path) -> bool` loads only some episodes (see Replay)."""
     files = sum(1 for _ in directory.glob('*.npz'))
     if files:
         print(f'Loading {files} replay episode files from {directory}.', flush=True)
     start = time.monotonic()
     replay = Replay(directory, capacity=config.replay.capacity, seed=config.seed,
-                    prioritize_ends=config.replay.prioritize_ends)
+                    prioritize_ends=config.replay.prioritize_ends, select=select)
     if files:
         print(f'Loaded {replay.num_episodes} episodes ({replay.num_steps:,} agent steps) '
               f'in {time.monotonic() - start:.1f} s.', flush=True)
