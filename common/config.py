@@ -18,7 +18,6 @@ CHOICES = {
     'precision': ('float32', 'mixed_float16', 'mixed_bfloat16', 'auto'),
     'actor.dist': ('auto', 'trunc_normal', 'onehot'),
     'actor_grad': ('auto', 'dynamics', 'reinforce'),
-    'svsg.feat': ('sample', 'mean'),
 }
 POSITIVE = (
     'steps', 'batch_size', 'batch_length', 'imag_horizon', 'train_every', 'train_steps',

@@ -154,22 +154,6 @@ def test_open_svsg_gates_take_the_new_sample():
         np.testing.assert_array_equal(state['stoch'].numpy(), state['mean'].numpy())
 
 
-@pytest.mark.parametrize('is_open', [True, False])
-def test_svsg_mean_feature_is_the_gated_mean_without_sampling_noise(is_open):
-    core = make_core('svsg', '--svsg.feat', 'mean')
-    core.observe(*inputs())
-    force_gates(core, is_open=is_open)
-    prev = random_state(core)
-    post, prior = core.obs_step(prev, tf.ones([B, A]), tf.random.normal([B, E]), tf.zeros([B], tf.bool))
-    for state in (post, prior):
-        # Open: this step's mean μ_t, not the sample; shut: the previous belief, as z carries z_{t-1}.
-        expected = state['mean'] if is_open else prev['belief']
-        np.testing.assert_array_equal(core.get_feat(state).numpy(), expected.numpy())
-        assert is_open != np.array_equal(state['stoch'].numpy(), prev['stoch'].numpy())
-    sample_core = make_core('svsg')  # the default reads the sample itself
-    np.testing.assert_array_equal(sample_core.get_feat(post).numpy(), post['stoch'].numpy())
-
-
 def test_eval_gates_take_their_mean_not_the_bernoulli_mode():
     core = make_core('vsg')
     post, _ = core.observe(*inputs())

@@ -51,31 +51,25 @@ class VSG(RSSM):
 
 
 class SVSG(VSG):
-    """Gaussian latents only. The cell's output ĉ_t (`cand`) conditions prior and posterior. The KL is
-    masked by the gate: closed dimensions copied z_{t-1} and sampled nothing.
-
-    `feat` is what the heads, actor and critic read: `sample`, z_t itself (the paper's), or `mean`, the
-    gated mean m_t = g_t * μ_t + (1 - g_t) * m_{t-1}, the same state without this step's sampling noise
-    (the transition still runs on the samples)."""
+    """Gaussian latents only. The cell's output ĉ_t (`cand`) conditions prior and posterior; the feature
+    is z_t alone. The KL is masked by the gate: closed dimensions copied z_{t-1} and sampled nothing."""
 
     _context = 'cand'
 
-    def __init__(self, rng, stoch, hidden, act, min_std, feat='sample', **kwargs):
+    def __init__(self, rng, stoch, hidden, act, min_std, **kwargs):
         # The cell's recurrent state is z_{t-1} itself, so the cell has the latent's size.
         super().__init__(rng, deter=stoch, hidden=hidden, stoch=stoch, discrete=0, act=act, min_std=min_std, **kwargs)
-        self._feat = {'sample': 'stoch', 'mean': 'belief'}[feat]  # the state carries a belief only if read
 
     @property
     def feat_size(self):
         return self._stoch
 
     def initial(self, batch_size):
-        zeros = tf.zeros([batch_size, self._stoch])
-        belief = {'belief': zeros} if self._feat == 'belief' else {}
-        return {'cand': zeros, **belief, **self._initial_latent(batch_size), **self._initial_gate(batch_size)}
+        cand = {'cand': tf.zeros([batch_size, self._stoch])}
+        return {**cand, **self._initial_latent(batch_size), **self._initial_gate(batch_size)}
 
     def get_feat(self, state):
-        return state[self._feat]
+        return state['stoch']
 
     def kl(self, lhs, rhs):
         # As in the paper's reference, the straight-through gate passes the mask's gradient to p:
@@ -89,8 +83,6 @@ class SVSG(VSG):
     def _latent(self, stats, recurrent, prev_state, sample):
         latent = super()._latent(stats, recurrent, prev_state, sample)
         latent['stoch'] = gated_update(recurrent['gate'], latent['stoch'], prev_state['stoch'])
-        if self._feat == 'belief':
-            latent['belief'] = gated_update(recurrent['gate'], stats['mean'], prev_state['belief'])
         return latent
 
 
