@@ -50,12 +50,13 @@ def main(argv=None):
         config = config_lib.load_run(logdir)
     except config_lib.ConfigError as e:
         sys.exit(f'error: {e}')
+    select = episode_filter(config, args.episodes)  # before the slow part, so a bad choice stops at once
     env = train.make_envs(config, 1, config.seed)
     try:
         agent, counters = train.make_agent(config, env[0], logdir)
     finally:
         env[0].close()
-    replay = train.load_replay(config.update(seed=args.seed), logdir / 'replay', episode_filter(config, args.episodes))
+    replay = train.load_replay(config.update(seed=args.seed), logdir / 'replay', select)
     try:
         data = replay.sample(args.batch, args.context + args.horizon)
     except ValueError as e:
