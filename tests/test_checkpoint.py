@@ -168,8 +168,8 @@ def test_truncated_checkpoint_falls_back_to_the_newest_readable_copy(tmp_path, c
 
 
 def test_truncated_checkpoint_without_a_copy_stops_the_run_in_one_line(tmp_path):
-    from vsg import train
-    path = tmp_path / train.CHECKPOINT
+    from vsg import build
+    path = tmp_path / build.CHECKPOINT
     checkpoint.save(path, [tf.Variable(1.0, name='x')], {'step': 1})
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(checkpoint.CheckpointUnreadable) as error:
@@ -178,7 +178,7 @@ def test_truncated_checkpoint_without_a_copy_stops_the_run_in_one_line(tmp_path)
 
     env = types.SimpleNamespace(obs_space=OBS, act_space=ACT)
     with pytest.raises(SystemExit) as stop:
-        train.make_agent(config_lib.load(['--configs', 'debug']), env, tmp_path)
+        build.make_agent(config_lib.load(['--configs', 'debug']), env, tmp_path)
     assert str(stop.value) == f'error: {error.value}'
 
 

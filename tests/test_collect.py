@@ -89,10 +89,10 @@ def test_noise_replaces_actions_with_random_ones():
 def test_checkpoint_policy(tmp_path):
     """A freshly initialised agent saved as vsg.train would, then collected with in env workers."""
     logdir = tmp_path / 'agent'
-    make = ('import sys; from vsg import train; from common import checkpoint; '
-            'config = train.parse(sys.argv[1:]); config.save(train.pathlib.Path(config.logdir) / "config.yaml"); '
-            'env = train.make_envs(config, 1, 0)[0]; agent, _ = train.make_agent(config, env, config.logdir); '
-            'checkpoint.save(train.pathlib.Path(config.logdir) / train.CHECKPOINT, agent.variables, {"step": 0}); env.close()')
+    make = ('import pathlib, sys; from vsg import build; from common import checkpoint; '
+            'config = build.parse(sys.argv[1:]); config.save(pathlib.Path(config.logdir) / "config.yaml"); '
+            'env = build.make_envs(config, 1, 0)[0]; agent, _ = build.make_agent(config, env, config.logdir); '
+            'checkpoint.save(pathlib.Path(config.logdir) / build.CHECKPOINT, agent.variables, {"step": 0}); env.close()')
     logdir.mkdir()
     made = subprocess.run([sys.executable, '-c', make, '--configs', 'debug', *GRID, '--logdir', str(logdir)],
                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)

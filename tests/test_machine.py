@@ -2,7 +2,7 @@
 import pytest
 
 from common import machine
-from vsg import train
+from vsg import build
 
 
 def test_cpu_info_reads_the_model_and_the_flags_that_matter(tmp_path):
@@ -30,10 +30,10 @@ def test_auto_precision_on_a_gpu_follows_its_compute_capability_not_the_cpu():
 
 
 def test_auto_is_resolved_when_parsing_so_the_saved_config_records_what_ran(capsys):
-    config = train.parse(['--configs', 'debug', '--precision', 'auto'], need_logdir=False)
+    config = build.parse(['--configs', 'debug', '--precision', 'auto'], need_logdir=False)
     assert config.precision == machine.auto_precision(machine.cpu_info()['flags'], machine.gpu_capability())
     assert f'precision auto: {config.precision}' in capsys.readouterr().out
     # The default is auto; the debug config (the tests') pins float32 so tests see one precision on every CPU.
-    default = train.parse([], need_logdir=False)
+    default = build.parse([], need_logdir=False)
     assert default.precision == machine.auto_precision(machine.cpu_info()['flags'], machine.gpu_capability())
-    assert train.parse(['--configs', 'debug'], need_logdir=False).precision == 'float32'
+    assert build.parse(['--configs', 'debug'], need_logdir=False).precision == 'float32'

@@ -161,9 +161,9 @@ def test_vq_restarts_dead_codes_at_inputs():
 def lapo_model(fdm, stacked, future, latent='continuous'):
     """The offline_debug latent action model with the given FDM, built on one batch."""
     import keras
-    from vsg import train
+    from vsg import build
     from vsg.offline.lapo import LatentActionModel
-    config = train.parse(['--configs', 'offline', 'offline_debug', '--offline.lapo.fdm', fdm,
+    config = build.parse(['--configs', 'offline', 'offline_debug', '--offline.lapo.fdm', fdm,
                           '--offline.lapo.latent', latent], need_logdir=False)
     keras.utils.set_random_seed(0)
     model = LatentActionModel('image', future.shape[1:], config.offline.net, config.offline.lapo)

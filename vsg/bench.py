@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from common.machine import cpu_info
-from vsg import train
+from vsg import build
 
 
 def _times_ms(fn, repeats):
@@ -114,12 +114,12 @@ def core_sizes(config):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     with_profile = '--profile' in argv  # Our flag; the rest are vsg.train's.
-    config = train.parse([arg for arg in argv if arg != '--profile'], need_logdir=False)
+    config = build.parse([arg for arg in argv if arg != '--profile'], need_logdir=False)
     import tensorflow as tf
     from common import driver as driver_lib
     from vsg.agent import Agent
 
-    env = train.make_envs(config, 1, config.seed)[0]
+    env = build.make_envs(config, 1, config.seed)[0]
     try:
         agent = Agent(env.obs_space, env.act_space, config)
         rng = np.random.default_rng(config.seed)
@@ -138,7 +138,7 @@ def main(argv=None):
         # Short steps vary more from one to the next: ~5 s of them, at least 5 and at most 50.
         train_ms = _median_ms(step, min(50, max(5, int(5000 / _median_ms(step, 1)))))
 
-        policy = train.agent_policy(agent, 'train', 1)
+        policy = build.agent_policy(agent, 'train', 1)
         obs = env.reset()
         batch_obs = {k: np.asarray(v)[None] for k, v in obs.items()}
         state = None

@@ -91,7 +91,7 @@ def main(argv=None):
 
 
 def _config(argv):
-    """The training config from --configs and --key flags (vsg.train.parse without its TensorFlow import)."""
+    """The training config from --configs and --key flags (vsg.build.parse without its TensorFlow import)."""
     from common import config as config_lib
     try:
         return config_lib.load(argv)
@@ -125,8 +125,8 @@ def _checkpoint_dir(policy):
 
 def _check_env(config, policy):
     """Builds one env here, so a bad task or setting (or an expert a suite lacks) is a one-line error."""
-    from vsg import train
-    env = train.make_envs(_in_process(config), 1, config.seed)[0]
+    from vsg import build
+    env = build.make_envs(_in_process(config), 1, config.seed)[0]
     try:
         if policy == 'expert' and not hasattr(env, 'expert_action'):
             sys.exit(f'error: {config.task} has no scripted expert (bbs, fetch and grid have one); use --policy random or checkpoint:LOGDIR')
@@ -284,8 +284,8 @@ def collect_episodes(config, policy, noise, outdir, count, seed, on_episode=None
     `seed`) and writes each to `outdir`. The body of a worker process, or of the collector itself."""
     from common import driver as driver_lib
     from common.replay import Replay
-    from vsg import train
-    env = train.make_envs(_in_process(config), 1, seed)[0]
+    from vsg import build
+    env = build.make_envs(_in_process(config), 1, seed)[0]
     rng = np.random.default_rng(seed)
     act_space = env.act_space['action']
     if policy == 'expert':
@@ -323,7 +323,7 @@ def _collect_with_agent(config, logdir, args, outdir, need, done, progress):
     from common import config as config_lib
     from common import driver as driver_lib
     from common.replay import Replay
-    from vsg import train
+    from vsg import build
     try:
         agent_config = config_lib.load_run(logdir)
     except config_lib.ConfigError as e:
@@ -332,11 +332,11 @@ def _collect_with_agent(config, logdir, args, outdir, need, done, progress):
         sys.exit(f'error: the checkpoint in {logdir} was trained on {agent_config.task}, not --task {config.task} '
                  f'(a dmc_ policy may also act in its dcs_ twin, and back)')
     seed = worker_seed(config.seed, done, 0)
-    env_list = train.make_envs(config.update({'env.parallel': True}), args.workers, seed)
+    env_list = build.make_envs(config.update({'env.parallel': True}), args.workers, seed)
     try:
-        agent, _ = train.make_agent(agent_config, env_list[0], logdir)
+        agent, _ = build.make_agent(agent_config, env_list[0], logdir)
         act_space = env_list[0].act_space['action']
-        policy = noisy(train.agent_policy(agent, 'eval', len(env_list)), act_space, args.noise,
+        policy = noisy(build.agent_policy(agent, 'eval', len(env_list)), act_space, args.noise,
                        np.random.default_rng(seed))
         replay = Replay(outdir, capacity=1)
         written = [0]

@@ -26,7 +26,7 @@ import sys
 import numpy as np
 
 from common import config as config_lib
-from vsg import train
+from vsg import build
 
 
 def main(argv=None):
@@ -43,7 +43,7 @@ def main(argv=None):
         if getattr(args, name) < 1:
             sys.exit(f'error: --{name}={getattr(args, name)} must be at least 1')
     logdir = pathlib.Path(args.logdir).expanduser()
-    for name in ('config.yaml', train.CHECKPOINT, 'replay'):
+    for name in ('config.yaml', build.CHECKPOINT, 'replay'):
         if not (logdir / name).exists():
             sys.exit(f'error: {logdir / name} does not exist; --logdir must be a run directory written by vsg.train')
     try:
@@ -51,12 +51,12 @@ def main(argv=None):
     except config_lib.ConfigError as e:
         sys.exit(f'error: {e}')
     select = episode_filter(config, args.episodes)  # before the slow part, so a bad choice stops at once
-    env = train.make_envs(config, 1, config.seed)
+    env = build.make_envs(config, 1, config.seed)
     try:
-        agent, counters = train.make_agent(config, env[0], logdir)
+        agent, counters = build.make_agent(config, env[0], logdir)
     finally:
         env[0].close()
-    replay = train.load_replay(config.update(seed=args.seed), logdir / 'replay', select)
+    replay = build.load_replay(config.update(seed=args.seed), logdir / 'replay', select)
     try:
         data = replay.sample(args.batch, args.context + args.horizon)
     except ValueError as e:

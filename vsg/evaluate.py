@@ -13,7 +13,7 @@ import numpy as np
 from common import config as config_lib
 from common import driver as driver_lib
 from common import video
-from vsg import train
+from vsg import build
 
 
 def main(argv=None):
@@ -27,7 +27,7 @@ def main(argv=None):
                              'the baselines for learning curves (need no checkpoint)')
     args = parser.parse_args(argv)
     logdir = pathlib.Path(args.logdir).expanduser()
-    for name in ('config.yaml',) + ((train.CHECKPOINT,) if args.policy == 'agent' else ()):
+    for name in ('config.yaml',) + ((build.CHECKPOINT,) if args.policy == 'agent' else ()):
         if not (logdir / name).exists():
             sys.exit(f'error: {logdir / name} does not exist; --logdir must be a run directory written by vsg.train')
     if args.episodes < 1:
@@ -37,12 +37,12 @@ def main(argv=None):
     except config_lib.ConfigError as e:
         sys.exit(f'error: {e}')
     seed = config.seed + 20_000 if args.seed is None else args.seed
-    env = train.make_envs(config, 1, seed)
+    env = build.make_envs(config, 1, seed)
     try:
         counters = {}
         if args.policy == 'agent':
-            agent, counters = train.make_agent(config, env[0], logdir)
-            policy = train.agent_policy(agent, 'eval', 1)
+            agent, counters = build.make_agent(config, env[0], logdir)
+            policy = build.agent_policy(agent, 'eval', 1)
         elif args.policy == 'random':
             policy = driver_lib.random_policy(env[0].act_space['action'], np.random.default_rng(seed))
         else:

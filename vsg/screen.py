@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from vsg import diagnose, train
+from vsg import build, diagnose
 
 LOGGED = ('image_loss', 'reward_loss', 'kl', 'gate_open_mean')
 
@@ -32,17 +32,17 @@ def main(argv=None):
     directory = pathlib.Path(args.replay).expanduser()
     if not any(directory.glob('*.npz')):
         sys.exit(f'error: --replay {directory} holds no episode files (*.npz); give the replay/ folder of a run')
-    config = train.parse(flags, need_logdir=False)
+    config = build.parse(flags, need_logdir=False)
     print(json.dumps({'flags': ' '.join(flags), **screen(config, directory, args.updates, args.context, args.horizon)}))
 
 
 def screen(config, directory, updates, context, horizon):
-    env = train.make_envs(config, 1, config.seed)
+    env = build.make_envs(config, 1, config.seed)
     try:
-        agent, _ = train.make_agent(config, env[0])  # fresh: no logdir to restore from
+        agent, _ = build.make_agent(config, env[0])  # fresh: no logdir to restore from
     finally:
         env[0].close()
-    replay = train.load_replay(config, directory)
+    replay = build.load_replay(config, directory)
     start, recent = time.monotonic(), {}
     for update in range(updates):
         metrics = agent.train_world_model(replay.sample(config.batch_size, config.batch_length))

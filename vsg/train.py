@@ -9,110 +9,15 @@ import time
 
 import numpy as np
 
-import envs
-from common import config as config_lib
 from common import driver as driver_lib
 from common import logger as logger_lib
-from common.replay import Replay
-from vsg import collect
-
-CHECKPOINT = 'checkpoint.npz'
+from vsg import build, collect
+from vsg.build import CHECKPOINT
 
 
 def main(argv=None):
-    config = parse(sys.argv[1:] if argv is None else argv)
+    config = build.parse(sys.argv[1:] if argv is None else argv)
     run(config)
-
-
-def parse(argv, need_logdir=True):
-    """Loads the config, or prints the help for --help and exits, or exits with one line naming what is wrong."""
-    try:
-        config = config_lib.load(argv)
-        if need_logdir and not config.logdir:
-            raise config_lib.ConfigError('--logdir is required (the run directory to create or resume)')
-        from vsg import cores
-        if config.core not in cores.CORES:
-            raise config_lib.ConfigError(f"core={config.core!r} is not allowed; choose one of {', '.join(cores.CORES)}")
-    except config_lib.HelpRequested as request:
-        print(request)
-        sys.exit(0)
-    except config_lib.ConfigError as e:
-        sys.exit(f'error: {e}')
-    if config.precision == 'auto':  # Resolved here, so config.yaml records what ran.
-        from common import machine
-        info, gpu = machine.cpu_info(), machine.gpu_capability()
-        config = config.update(precision=machine.auto_precision(info['flags'], gpu))
-        where = f'a GPU of compute capability {gpu}' if gpu else f"{info['model'] or 'this CPU'} (flags: {', '.join(info['flags'])})"
-        print(f'precision auto: {config.precision} on {where}')
-    return config
-
-
-def make_envs(config, count, seed):
-    """`count` envs seeded seed, seed+1, ...; a bad task name or suite setting exits with envs.make's
-    one-line reason."""
-    suite = config.task.partition('_')[0]
-    # The task's suite settings, e.g. env.dmc.camera; a suite without settings has no block.
-    settings = dict(config.env.get(suite) or {}) if suite in envs.SUITES else {}
-    kwargs = dict(
-        size=tuple(config.env.size), action_repeat=config.env.action_repeat,
-        time_limit=config.env.time_limit, parallel=config.env.parallel, **settings)
-    made = []
-    try:
-        for i in range(count):
-            made.append(envs.make(config.task, seed=seed + i, **kwargs))
-    except ValueError as e:
-        for env in made:
-            env.close()
-        sys.exit(f'error: {e}')
-    return made
-
-
-def make_agent(config, env, logdir=None):
-    """Builds the agent and restores `logdir`'s checkpoint if there is one (None: a fresh agent);
-    returns (agent, counters)."""
-    import tensorflow as tf
-    from common import checkpoint
-    from vsg.agent import Agent
-    tf.random.set_seed(config.seed)
-    try:
-        agent = Agent(env.obs_space, env.act_space, config)
-    except ValueError as e:  # settings that do not fit together or fit this env, e.g. actor.init_std
-        sys.exit(f'error: {e}')
-    counters = {}
-    path = pathlib.Path(logdir) / CHECKPOINT if logdir is not None else None
-    if path is not None and path.exists():
-        try:
-            counters = checkpoint.load(path, agent.variables)
-        except checkpoint.CheckpointError as e:
-            sys.exit(f'error: {e}')
-        print(f'Resumed from {path} at step {counters.get("step", 0)}.')
-    return agent, counters
-
-
-def load_replay(config, directory, select=None):
-    """The replay, with a resumed run's episodes reloaded: minutes for a large one, hence the two lines.
-    `select(path) -> bool` loads only some episodes (see Replay)."""
-    files = sum(1 for _ in directory.glob('*.npz'))
-    if files:
-        print(f'Loading {files} replay episode files from {directory}.', flush=True)
-    start = time.monotonic()
-    replay = Replay(directory, capacity=config.replay.capacity, seed=config.seed,
-                    prioritize_ends=config.replay.prioritize_ends, select=select)
-    if files:
-        print(f'Loaded {replay.num_episodes} episodes ({replay.num_steps:,} agent steps) '
-              f'in {time.monotonic() - start:.1f} s.', flush=True)
-    return replay
-
-
-def agent_policy(agent, mode, num_envs):
-    """Adapts the compiled `agent.policy` to the driver's numpy interface."""
-    def policy(obs, state):
-        if state is None:
-            state = agent.initial_policy_state(num_envs)
-        inputs = {'image': obs['image'], 'is_first': obs['is_first']}
-        action, state = agent.policy(inputs, state, mode)
-        return action.numpy(), state
-    return policy
 
 
 def run(config):
@@ -126,15 +31,15 @@ def run(config):
     config.save(logdir / 'config.yaml')
     np_rng = np.random.default_rng(config.seed)
 
-    train_envs = make_envs(config, config.env.amount, config.seed)
-    eval_envs = make_envs(config, 1, config.seed + 10_000)
+    train_envs = build.make_envs(config, config.env.amount, config.seed)
+    eval_envs = build.make_envs(config, 1, config.seed + 10_000)
     # Once, before the first checkpoint: a resumed run has its copies (and needs not the source any more).
     if config.prefill_from and not (logdir / CHECKPOINT).exists():
         copied = collect.seed_replay(config, train_envs[0], logdir / 'replay')
         if copied:
             print(f'Copied {copied} episode files from {config.prefill_from} into the replay (prefill_from).')
-    replay = load_replay(config, logdir / 'replay')
-    agent, counters = make_agent(config, train_envs[0], logdir)
+    replay = build.load_replay(config, logdir / 'replay')
+    agent, counters = build.make_agent(config, train_envs[0], logdir)
     step = elements.Counter(counters.get('step', 0))
     try:
         if counters and logger_lib.convert_to_frames(logdir, config.env.action_repeat):
@@ -235,8 +140,8 @@ def run(config):
 
     train_driver.on_wait(train_while_envs_step)
     train_driver.on_step(on_step)
-    train_policy = agent_policy(agent, 'train', len(train_envs))
-    eval_policy = agent_policy(agent, 'eval', len(eval_envs))
+    train_policy = build.agent_policy(agent, 'train', len(train_envs))
+    eval_policy = build.agent_policy(agent, 'eval', len(eval_envs))
     try:
         while step < config.steps:
             if should_eval(step):

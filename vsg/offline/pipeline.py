@@ -424,8 +424,8 @@ def run(config):
 
 
 def main(argv=None):
-    from vsg import train
-    config = train.parse(sys.argv[1:] if argv is None else argv)
+    from vsg import build
+    config = build.parse(sys.argv[1:] if argv is None else argv)
     try:
         run(config)
     except (StageError, data.DataError) as e:

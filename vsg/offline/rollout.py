@@ -1,9 +1,9 @@
-"""Runs an offline agent in its env: envs in spawned workers (vsg.train.make_envs) stepped by the
+"""Runs an offline agent in its env: envs in spawned workers (vsg.build.make_envs) stepped by the
 driver, the agent seeing the same stacked representation it was trained on."""
 import numpy as np
 
 from common import driver as driver_lib
-from vsg import train
+from vsg import build
 from vsg.offline.loop import StageError
 
 
@@ -27,7 +27,7 @@ def returns(env_config, policy, episodes, workers, seed, actions):
     """Returns of the first `episodes` episodes finished by `policy` (a driver policy, or
     'random' for uniform actions) on min(workers, episodes) envs seeded seed, seed + 1, ...
     actions: (size, discrete) of the data's actions, which the env's must match."""
-    envs = train.make_envs(env_config.update({'env.parallel': True}), min(workers, episodes), seed)
+    envs = build.make_envs(env_config.update({'env.parallel': True}), min(workers, episodes), seed)
     try:
         space = envs[0].act_space['action']
         here = (space.n if hasattr(space, 'n') else int(np.prod(space.shape)), hasattr(space, 'n'))

@@ -1,0 +1,105 @@
+"""What every entry point builds from a config: the config itself (parsed and checked), the envs, the
+agent with its checkpoint, the replay, and the agent as a policy for the driver. vsg.train runs the
+online loop on them; vsg.evaluate, vsg.collect, vsg.diagnose, vsg.screen, vsg.bench and vsg.offline
+reuse them.
+"""
+import pathlib
+import sys
+import time
+
+import envs
+from common import config as config_lib
+from common.replay import Replay
+
+CHECKPOINT = 'checkpoint.npz'  # a run's newest checkpoint, inside its logdir
+
+
+def parse(argv, need_logdir=True):
+    """Loads the config, or prints the help for --help and exits, or exits with one line naming what is wrong."""
+    try:
+        config = config_lib.load(argv)
+        if need_logdir and not config.logdir:
+            raise config_lib.ConfigError('--logdir is required (the run directory to create or resume)')
+        from vsg import cores
+        if config.core not in cores.CORES:
+            raise config_lib.ConfigError(f"core={config.core!r} is not allowed; choose one of {', '.join(cores.CORES)}")
+    except config_lib.HelpRequested as request:
+        print(request)
+        sys.exit(0)
+    except config_lib.ConfigError as e:
+        sys.exit(f'error: {e}')
+    if config.precision == 'auto':  # Resolved here, so config.yaml records what ran.
+        from common import machine
+        info, gpu = machine.cpu_info(), machine.gpu_capability()
+        config = config.update(precision=machine.auto_precision(info['flags'], gpu))
+        where = f'a GPU of compute capability {gpu}' if gpu else f"{info['model'] or 'this CPU'} (flags: {', '.join(info['flags'])})"
+        print(f'precision auto: {config.precision} on {where}')
+    return config
+
+
+def make_envs(config, count, seed):
+    """`count` envs seeded seed, seed+1, ...; a bad task name or suite setting exits with envs.make's
+    one-line reason."""
+    suite = config.task.partition('_')[0]
+    # The task's suite settings, e.g. env.dmc.camera; a suite without settings has no block.
+    settings = dict(config.env.get(suite) or {}) if suite in envs.SUITES else {}
+    kwargs = dict(
+        size=tuple(config.env.size), action_repeat=config.env.action_repeat,
+        time_limit=config.env.time_limit, parallel=config.env.parallel, **settings)
+    made = []
+    try:
+        for i in range(count):
+            made.append(envs.make(config.task, seed=seed + i, **kwargs))
+    except ValueError as e:
+        for env in made:
+            env.close()
+        sys.exit(f'error: {e}')
+    return made
+
+
+def make_agent(config, env, logdir=None):
+    """Builds the agent and restores `logdir`'s checkpoint if there is one (None: a fresh agent);
+    returns (agent, counters)."""
+    import tensorflow as tf
+    from common import checkpoint
+    from vsg.agent import Agent
+    tf.random.set_seed(config.seed)
+    try:
+        agent = Agent(env.obs_space, env.act_space, config)
+    except ValueError as e:  # settings that do not fit together or fit this env, e.g. actor.init_std
+        sys.exit(f'error: {e}')
+    counters = {}
+    path = pathlib.Path(logdir) / CHECKPOINT if logdir is not None else None
+    if path is not None and path.exists():
+        try:
+            counters = checkpoint.load(path, agent.variables)
+        except checkpoint.CheckpointError as e:
+            sys.exit(f'error: {e}')
+        print(f'Resumed from {path} at step {counters.get("step", 0)}.')
+    return agent, counters
+
+
+def load_replay(config, directory, select=None):
+    """The replay, with a resumed run's episodes reloaded: minutes for a large one, hence the two lines.
+    `select(path) -> bool` loads only some episodes (see Replay)."""
+    files = sum(1 for _ in directory.glob('*.npz'))
+    if files:
+        print(f'Loading {files} replay episode files from {directory}.', flush=True)
+    start = time.monotonic()
+    replay = Replay(directory, capacity=config.replay.capacity, seed=config.seed,
+                    prioritize_ends=config.replay.prioritize_ends, select=select)
+    if files:
+        print(f'Loaded {replay.num_episodes} episodes ({replay.num_steps:,} agent steps) '
+              f'in {time.monotonic() - start:.1f} s.', flush=True)
+    return replay
+
+
+def agent_policy(agent, mode, num_envs):
+    """Adapts the compiled `agent.policy` to the driver's numpy interface."""
+    def policy(obs, state):
+        if state is None:
+            state = agent.initial_policy_state(num_envs)
+        inputs = {'image': obs['image'], 'is_first': obs['is_first']}
+        action, state = agent.policy(inputs, state, mode)
+        return action.numpy(), state
+    return policy
