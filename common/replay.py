@@ -39,7 +39,7 @@ class Replay:
         self._ends = np.zeros(0, np.int64)  # cumulative lengths, to map a global step to its episode
         self._spec = None  # {key: (dtype, per-step shape)}, fixed by the first episode
         self._ongoing = {}  # worker -> list of transitions of its unfinished episode
-        self._load(select or (lambda path: True))
+        self._load(select)
 
     @property
     def num_episodes(self):
@@ -165,7 +165,7 @@ class Replay:
         newest_first = []
         total = 0
         for path in sorted(self._directory.glob('*.npz'), reverse=True):
-            if not select(path):
+            if select is not None and not select(path):
                 continue
             episode = _read_episode(path)
             if episode is None:

@@ -82,7 +82,7 @@ def make_agent(config, env, logdir=None):
 def load_replay(config, directory, select=None):
     """The replay, with a resumed run's episodes reloaded: minutes for a large one, hence the two lines.
     `select(path) -> bool` loads only some episodes (see Replay)."""
-    files = sum(1 for _ in directory.glob('*.npz'))
+    files = sum(1 for path in directory.glob('*.npz') if select is None or select(path))
     if files:
         print(f'Loading {files} replay episode files from {directory}.', flush=True)
     start = time.monotonic()
