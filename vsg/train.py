@@ -12,7 +12,6 @@ import numpy as np
 from common import driver as driver_lib
 from common import logger as logger_lib
 from vsg import build, collect
-from vsg.build import CHECKPOINT
 
 
 def main(argv=None):
@@ -34,7 +33,7 @@ def run(config):
     train_envs = build.make_envs(config, config.env.amount, config.seed)
     eval_envs = build.make_envs(config, 1, config.seed + 10_000)
     # Once, before the first checkpoint: a resumed run has its copies (and needs not the source any more).
-    if config.prefill_from and not (logdir / CHECKPOINT).exists():
+    if config.prefill_from and not (logdir / build.CHECKPOINT).exists():
         copied = collect.seed_replay(config, train_envs[0], logdir / 'replay')
         if copied:
             print(f'Copied {copied} episode files from {config.prefill_from} into the replay (prefill_from).')
@@ -56,7 +55,7 @@ def run(config):
     status = logger_lib.Status(config.status_every, config.steps, config.env.action_repeat, counts)
 
     def save():
-        checkpoint.save(logdir / CHECKPOINT, agent.variables, {'step': int(step)}, keep=config.keep_checkpoints)
+        checkpoint.save(logdir / build.CHECKPOINT, agent.variables, {'step': int(step)}, keep=config.keep_checkpoints)
 
     eval_means = logger_lib.Mean()  # An eval point is the mean over its `eval_eps` episodes.
 
@@ -162,9 +161,9 @@ def run(config):
         # The stop may land between an update and its non-finite check: never save over good weights then.
         arrays = [np.asarray(variable) for variable in agent.variables]
         if not all(np.isfinite(a).all() for a in arrays if np.issubdtype(a.dtype, np.floating)):
-            sys.exit(f'error: interrupted with non-finite weights; {logdir / CHECKPOINT} is kept as it was')
+            sys.exit(f'error: interrupted with non-finite weights; {logdir / build.CHECKPOINT} is kept as it was')
         save()
-        sys.exit(f'Interrupted: saved {logdir / CHECKPOINT} at agent step {int(step)}; '
+        sys.exit(f'Interrupted: saved {logdir / build.CHECKPOINT} at agent step {int(step)}; '
                  f'the same command resumes from there.')
     finally:
         for env in train_envs + eval_envs:
