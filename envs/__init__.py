@@ -32,16 +32,19 @@ SUITES = {
 gymnasium.register('vsg/Env-v0', entry_point='envs.as_gymnasium:GymnasiumEnv')
 
 
-def make(name, seed=0, size=(64, 64), action_repeat=2, time_limit=1000, parallel=True,
+def make(name, seed=0, size=(64, 64), action_repeat=2, time_limit=1000, parallel=True, obs='pixels',
          **settings):
     """Build env `name` with the shared wrappers (envs.wrappers), by default in a spawned worker
     process (see envs.process.ProcessEnv).
 
     time_limit counts env frames, so an episode lasts at most time_limit / action_repeat agent
-    steps. `settings` are the suite's own (SUITES lists them). parallel=False builds the env in
-    this process, which must not have imported TensorFlow if the suite renders with MuJoCo.
+    steps. `obs` is what the agent observes: pixels (`image`), state (the suite's state vectors, never
+    rendered) or both. `settings` are the suite's own (SUITES lists them). parallel=False builds the
+    env in this process, which must not have imported TensorFlow if the suite is a MuJoCo one.
     """
     _check_kwargs(size, action_repeat, time_limit)
+    if obs not in wrappers.OBS_MODES:
+        raise ValueError(f"obs={obs!r} is not allowed; choose one of {', '.join(wrappers.OBS_MODES)}.")
     suite, _, task = name.partition('_')
     if suite not in SUITES or not task:
         raise ValueError(f"Unknown env '{name}': names are <suite>_<task> with suite one of "
@@ -52,15 +55,15 @@ def make(name, seed=0, size=(64, 64), action_repeat=2, time_limit=1000, parallel
         raise ValueError(f"Unknown setting {', '.join(map(repr, unknown))} for suite {suite}; "
                          f"allowed: {', '.join(allowed) or 'none'}.")
     constructor = functools.partial(
-        _construct, suite, task, seed, tuple(size), action_repeat, time_limit, settings)
+        _construct, suite, task, seed, tuple(size), action_repeat, time_limit, obs, settings)
     return ProcessEnv(constructor, name) if parallel else constructor()
 
 
-def _construct(suite, task, seed, size, action_repeat, time_limit, settings):
+def _construct(suite, task, seed, size, action_repeat, time_limit, obs, settings):
     module, env_class = SUITES[suite][0].split(':')
     env = getattr(importlib.import_module(module), env_class)(task, seed=seed, **settings)
     try:
-        return wrappers.wrap(env, size, action_repeat, time_limit)
+        return wrappers.wrap(env, size, action_repeat, time_limit, obs)
     except Exception:
         env.close()
         raise

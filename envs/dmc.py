@@ -1,4 +1,5 @@
-"""DeepMind Control Suite from pixels: `dmc_<domain>_<task>`, e.g. dmc_walker_walk."""
+"""DeepMind Control Suite: `dmc_<domain>_<task>`, e.g. dmc_walker_walk. Its frames from a camera, and
+its own observation dict as state vectors (`position`, `velocity`, ...; scalars as length-1 vectors)."""
 
 import difflib
 
@@ -40,20 +41,26 @@ class DMC:
         self._camera = DEFAULT_CAMERAS.get(domain, 0) if camera < 0 else camera
         spec = self._env.action_spec()
         self.obs_space = spaces.obs_space()
+        self.state_space = {key: spaces.vector_space(np.size(value))
+                            for key, value in self._env.observation_spec().items()}
+        self._timestep = None
         self.act_space = {'action': gym.spaces.Box(
             np.broadcast_to(spec.minimum, spec.shape), np.broadcast_to(spec.maximum, spec.shape),
             spec.shape, spec.dtype)}
 
     def reset(self):
-        self._env.reset()
+        self._timestep = self._env.reset()
         return spaces.obs(is_first=True)
 
     def step(self, action):
-        timestep = self._env.step(action)
+        timestep = self._timestep = self._env.step(action)
         reward = 0.0 if timestep.reward is None or np.isnan(timestep.reward) else timestep.reward
         # A task's own end with zero discount is a true terminal state.
         return spaces.obs(reward, is_last=timestep.last(),
                           is_terminal=timestep.last() and timestep.discount == 0)
+
+    def state(self):
+        return spaces.state_vectors(self._timestep.observation)
 
     def render(self, size):
         rendering.check_render_allowed()

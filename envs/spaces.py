@@ -5,7 +5,7 @@ import numpy as np
 
 
 def obs_space():
-    """The keys every obs carries; the RenderImage wrapper adds `image`, a suite may add extras."""
+    """The keys every obs carries; the Observe wrapper adds `image` and state keys, a suite may add extras."""
     flag = gym.spaces.Box(0, 1, (), bool)
     return {
         'reward': gym.spaces.Box(-np.inf, np.inf, (), np.float32),
@@ -21,6 +21,17 @@ def obs(reward=0.0, is_first=False, is_last=False, is_terminal=False):
 
 def image_space(size):
     return gym.spaces.Box(0, 255, tuple(size) + (3,), np.uint8)
+
+
+def vector_space(size):
+    """A state vector of `size` entries (positions, velocities, ...), unbounded."""
+    return gym.spaces.Box(-np.inf, np.inf, (int(size),), np.float32)
+
+
+def state_vectors(values):
+    """{key: float32 vector}: scalars become length-1 vectors and arrays are flattened, as
+    vector_space declares them."""
+    return {key: np.asarray(value, np.float32).reshape(-1) for key, value in values.items()}
 
 
 def unit_box(shape):

@@ -1,9 +1,10 @@
 """The wrappers every suite goes through in envs.make, so that a suite only loads and renders its task.
 
 A suite env has `obs_space` and `act_space` (dicts of gymnasium spaces), `reset() -> obs` and
-`step(action) -> obs` with the keys of spaces.obs_space() (no image), `render(size) -> frame` (uint8
-[H, W, 3], of `size` where the suite can render at any size) and `close()`. `wrap` turns it into
-the env the agent sees (DESIGN.md section 3).
+`step(action) -> obs` with the keys of spaces.obs_space() (no image, no state), `render(size) -> frame`
+(uint8 [H, W, 3], of `size` where the suite can render at any size), `state_space` (a dict of rank-1
+float32 Boxes) with `state() -> {key: vector}` for the current step, and `close()`. `wrap` turns it
+into the env the agent sees (docs/design.md, "Environments").
 """
 
 import gymnasium as gym
@@ -13,10 +14,13 @@ from PIL import Image
 from envs import spaces
 
 
-def wrap(env, size, action_repeat, time_limit):
+OBS_MODES = ('pixels', 'state', 'both')
+
+
+def wrap(env, size, action_repeat, time_limit, obs='pixels'):
     """Innermost first: the time limit counts the suite's own steps (env frames) whatever the
-    action repeat; actions are mapped once per agent step and the image is rendered once per agent
-    step (rendering costs more than a physics step)."""
+    action repeat; actions are mapped once per agent step and the image is rendered (or the state
+    read) once per agent step (rendering costs more than a physics step)."""
     env = TimeLimit(env, time_limit)
     env = ActionRepeat(env, action_repeat)
     space = env.act_space['action']
@@ -26,7 +30,7 @@ def wrap(env, size, action_repeat, time_limit):
         env = NormalizeAction(env)
     else:
         raise ValueError(f'Action space {space} is not supported; use a Box or a Discrete one.')
-    return RenderImage(env, size)
+    return Observe(env, size, obs)
 
 
 class Wrapper:
@@ -134,23 +138,34 @@ class OneHotAction(Wrapper):
         return self.env.step(self._start + index)
 
 
-class RenderImage(Wrapper):
-    """Adds `image`: the suite's frame at `size` (height, width), resized if the suite cannot render
-    at that size. Outermost, so that it renders once per agent step, not per repeated frame."""
+class Observe(Wrapper):
+    """Adds what the agent observes, by `obs`: `pixels` the suite's frame as `image` at `size` (height,
+    width), resized if the suite cannot render at that size; `state` the suite's state vectors under
+    their own keys, and never renders; `both` both. Outermost, so it runs once per agent step."""
 
-    def __init__(self, env, size):
+    def __init__(self, env, size, obs='pixels'):
         super().__init__(env)
+        if obs not in OBS_MODES:
+            raise ValueError(f"obs={obs!r} is not allowed; choose one of {', '.join(OBS_MODES)}.")
         self._size = tuple(size)
-        self.obs_space = {'image': spaces.image_space(self._size), **env.obs_space}
+        self._pixels, self._state = obs in ('pixels', 'both'), obs in ('state', 'both')
+        state_space = dict(env.state_space) if self._state else {}
+        taken = sorted(set(state_space) & {'image', 'action', *env.obs_space})
+        if taken:
+            raise ValueError(f"state keys {', '.join(taken)} collide with observation keys; rename them in the suite.")
+        image_space = {'image': spaces.image_space(self._size)} if self._pixels else {}
+        self.obs_space = {**image_space, **state_space, **env.obs_space}
 
     def reset(self):
-        return self._with_image(self.env.reset())
+        return self._observed(self.env.reset())
 
     def step(self, action):
-        return self._with_image(self.env.step(action))
+        return self._observed(self.env.step(action))
 
-    def _with_image(self, obs):
-        return {'image': resize(self.env.render(self._size), self._size), **obs}
+    def _observed(self, obs):
+        image = {'image': resize(self.env.render(self._size), self._size)} if self._pixels else {}
+        state = self.env.state() if self._state else {}
+        return {**image, **state, **obs}
 
 
 def denormalize_action(action, low, high):

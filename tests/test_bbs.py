@@ -369,7 +369,7 @@ def test_expert_scores_within_the_time_limit_and_beats_random_actions():
 def test_wrappers_forward_unknown_attributes_to_the_env():
     env = envs.make('bbs_sparse', **FAST)
     env.reset()
-    assert isinstance(env, wrappers.RenderImage) and env.render_arena(50).shape[0] == 50
+    assert isinstance(env, wrappers.Observe) and env.render_arena(50).shape[0] == 50
     assert env.expert_action().shape == (2,) and env.width == 800
     with pytest.raises(AttributeError, match='no_such'):
         env.no_such_attribute
