@@ -33,6 +33,10 @@ RANGES = (
     (UNIT_INTERVAL, lambda value: 0 <= value <= 1, 'lie in [0, 1]'),
     (OPEN_UNIT_INTERVAL, lambda value: 0 < value < 1, 'lie in (0, 1), both ends excluded'),
 )
+# Blocks that take keys beyond those in `defaults`, each a float: `loss_scales.<key>` weighs the decoder
+# loss of any observation key, e.g. --loss_scales.position 2.
+OPEN_BLOCKS = ('loss_scales',)
+OBS_MODES = ('pixels', 'state', 'both')  # env.<suite>.obs (envs.wrappers.OBS_MODES)
 HELP_FLAGS = ('--help', '-h')
 RENAMED = {'env.camera': 'env.dmc.camera'}  # old name -> new name, for runs saved before the rename
 
@@ -105,8 +109,9 @@ def validate(config):
         for key in keys:
             if not test(config[key]):
                 raise ConfigError(f'{key}={config[key]} must {rule}')
-    if tuple(config.env.size) != (64, 64):
-        raise ConfigError(f'env.size={list(config.env.size)} is not supported; the CNN takes 64 64 images')
+    for key, value in config.flat.items():
+        if key.startswith('env.') and key.endswith('.obs') and value not in OBS_MODES:
+            raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(OBS_MODES)}")
     if config.rssm.discrete < 0:
         raise ConfigError(f'rssm.discrete={config.rssm.discrete} must be 0 (Gaussian latents) or more (classes)')
 
@@ -144,6 +149,8 @@ def _split_configs_flag(argv):
 def _update(config, mapping, where):
     flat = elements.Config(mapping).flat
     for key in flat:
+        if key not in config.flat and _is_open(key):
+            config = _with_key(config, key)
         if key not in config.flat:
             raise ConfigError(f"{where} sets unknown key '{key}'{_suggest(key, config)}")
     try:
@@ -157,6 +164,8 @@ def _parse_flags(config, argv):
     for i, arg in enumerate(argv):
         if arg.startswith('--'):
             key = arg[2:].split('=', 1)[0]
+            if key not in config.flat and _is_open(key):
+                config = _with_key(config, key)
             if key not in config.flat:
                 raise ConfigError(f"unknown flag '--{key}'{_suggest(key, config)}")
         elif key and isinstance(config.flat[key], bool) and arg.lower() in ('true', 'false'):
@@ -165,6 +174,16 @@ def _parse_flags(config, argv):
         return elements.Flags(config).parse(argv, help_exits=True)
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f'bad flags: {_message(e)}') from None
+
+
+def _is_open(key):
+    block, _, name = key.partition('.')
+    return block in OPEN_BLOCKS and name and '.' not in name
+
+
+def _with_key(config, key):
+    """`config` with the open block's new `key` at 1.0, the value then set like any other key's."""
+    return elements.Config({**config.flat, key: 1.0})
 
 
 def _rule(key):

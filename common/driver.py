@@ -5,8 +5,6 @@ first step of an episode), which is the layout the replay and the world model re
 """
 import numpy as np
 
-from envs.process import ProcessEnv
-
 
 class Driver:
 
@@ -87,9 +85,9 @@ class Driver:
 
 
 def _request(env, method, *args):
-    """Starts `method` without waiting on worker envs, so all workers step at once; in-process
-    envs (those that never render next to TensorFlow) just run it."""
-    if isinstance(env, ProcessEnv):
+    """Starts `method` without waiting on worker envs (those with `nonblocking`, see
+    envs.process.ProcessEnv), so all workers step at once; in-process envs just run it."""
+    if getattr(env, 'nonblocking', False):
         return getattr(env, method)(*args, blocking=False)
     result = getattr(env, method)(*args)
     return lambda: result

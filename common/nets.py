@@ -1,4 +1,6 @@
 """Network building blocks shared by the world model and the actor-critic (Keras 3 layers)."""
+import re
+
 import keras
 import tensorflow as tf
 
@@ -13,47 +15,167 @@ def _restore_leading(x, lead, keep):
     return tf.reshape(x, tf.concat([lead, x.shape[-keep:]], 0))
 
 
-class ConvEncoder(keras.layers.Layer):
-    """DreamerV2's encoder: four stride-2 4x4 convolutions, 64x64x3 -> 2x2x(8 depth), flattened."""
-
-    def __init__(self, depth, act, **kwargs):
-        super().__init__(**kwargs)
-        self._convs = [keras.layers.Conv2D(depth * 2 ** i, 4, 2, activation=act) for i in range(4)]
-
-    def call(self, image):
-        x, lead = _flatten_leading(image, 3)
-        x = tf.cast(x, self.compute_dtype) / 255 - 0.5
-        for conv in self._convs:
-            x = conv(x)
-        x = tf.reshape(x, [-1, x.shape[1] * x.shape[2] * x.shape[3]])
-        return tf.cast(_restore_leading(x, lead, 1), tf.float32)
+def conv_layers(depth, act):
+    """DreamerV2's encoder convolutions: four stride-2 4x4 convolutions, 64x64 -> 2x2x(8 depth)."""
+    return [keras.layers.Conv2D(depth * 2 ** i, 4, 2, activation=act) for i in range(4)]
 
 
-class ConvDecoder(keras.layers.Layer):
-    """Mirror of the encoder: DreamerV2's transposed convolutions (kernels 5, 5, 6, 6: 1 -> 5 -> 13
-    -> 30 -> 64 pixels). The first one only ever sees a 1x1 input, where it equals a Dense layer onto
-    5x5 pixels; written as that matmul it runs 40x faster on CPU (TF's 1x1-input transposed conv
-    kernel took 19 s for 800 frames).
+def conv_embed(convs, image, dtype):
+    """uint8 images [.., 64, 64, C] -> float32 embeddings [.., 32 depth]."""
+    x, lead = _flatten_leading(image, 3)
+    x = tf.cast(x, dtype) / 255 - 0.5
+    for conv in convs:
+        x = conv(x)
+    x = tf.reshape(x, [-1, x.shape[1] * x.shape[2] * x.shape[3]])
+    return tf.cast(_restore_leading(x, lead, 1), tf.float32)
 
-    Returns the predicted image mean in the encoder's input scale ([-0.5, 0.5])."""
 
-    def __init__(self, depth, act, channels=3, **kwargs):
-        super().__init__(**kwargs)
-        self._depth = depth
-        self._dense = keras.layers.Dense(32 * depth)
-        self._first = keras.layers.Dense(5 * 5 * 4 * depth, activation=act)
-        self._deconvs = [
+def deconv_layers(depth, act, channels):
+    """The mirror of conv_layers: DreamerV2's transposed convolutions (kernels 5, 5, 6, 6: 1 -> 5 -> 13
+    -> 30 -> 64 pixels). The first only ever sees a 1x1 input, where it equals a Dense layer onto 5x5
+    pixels; written as that matmul it runs 40x faster on CPU (TF's 1x1-input transposed conv kernel
+    took 19 s for 800 frames). Returns the layers in call order."""
+    return [keras.layers.Dense(32 * depth), keras.layers.Dense(5 * 5 * 4 * depth, activation=act),
             keras.layers.Conv2DTranspose(2 * depth, 5, 2, activation=act),
             keras.layers.Conv2DTranspose(depth, 6, 2, activation=act),
             keras.layers.Conv2DTranspose(channels, 6, 2)]
 
+
+def deconv_image(layers, feat, depth):
+    """Features [.., F] -> float32 image means [.., 64, 64, C] in the encoder's input scale ([-0.5, 0.5])."""
+    dense, first, *deconvs = layers
+    x, lead = _flatten_leading(feat, 1)
+    x = tf.reshape(first(dense(x)), [-1, 5, 5, 4 * depth])
+    for deconv in deconvs:
+        x = deconv(x)
+    return tf.cast(_restore_leading(x, lead, 3), tf.float32)
+
+
+class ConvEncoder(keras.layers.Layer):
+    """Images alone to embeddings (conv_layers); the offline models' image encoder."""
+
+    def __init__(self, depth, act, **kwargs):
+        super().__init__(**kwargs)
+        self._convs = conv_layers(depth, act)
+
+    def call(self, image):
+        return conv_embed(self._convs, image, self.compute_dtype)
+
+
+class ConvDecoder(keras.layers.Layer):
+    """Features to one image's mean (deconv_layers); the offline models' image decoder."""
+
+    def __init__(self, depth, act, channels=3, **kwargs):
+        super().__init__(**kwargs)
+        self._depth = depth
+        self._layers = deconv_layers(depth, act, channels)
+
     def call(self, feat):
-        x, lead = _flatten_leading(feat, 1)
-        x = self._first(self._dense(x))
-        x = tf.reshape(x, [-1, 5, 5, 4 * self._depth])
-        for deconv in self._deconvs:
-            x = deconv(x)
-        return tf.cast(_restore_leading(x, lead, 3), tf.float32)
+        return deconv_image(self._layers, feat, self._depth)
+
+
+NOT_OBSERVED = ('reward', 'is_first', 'is_last', 'is_terminal')  # Travel with the obs but are targets or flags.
+CNN_SHAPE = (64, 64)  # The convolution stacks below map 64x64 images to 2x2 features and back.
+
+
+def select_keys(obs_space, cnn_pattern, mlp_pattern):
+    """(image keys, vector keys) of `obs_space`, each sorted: rank-3 entries whose name fully matches
+    `cnn_pattern`, rank-1 entries matching `mlp_pattern`. Reward, the flags and `log_*` entries are
+    never inputs; other ranks (e.g. a scalar `success`) neither."""
+    def pick(rank, pattern):
+        return sorted(key for key, space in obs_space.items()
+                      if len(space.shape) == rank and key not in NOT_OBSERVED and not key.startswith('log_')
+                      and re.fullmatch(pattern, key))
+    image_keys, vector_keys = pick(3, cnn_pattern), pick(1, mlp_pattern)
+    for key in image_keys:
+        if tuple(obs_space[key].shape[:2]) != CNN_SHAPE:
+            raise ValueError(f"observation '{key}' has shape {tuple(obs_space[key].shape)}; the CNN takes "
+                             f"{CNN_SHAPE[0]}x{CNN_SHAPE[1]} images (--env.size 64 64), or leave it out of the cnn_keys")
+    return image_keys, vector_keys
+
+
+def symlog(x):
+    """sign(x) log(1 + |x|): squashes large magnitudes, identity-like near 0 (DreamerV3)."""
+    return tf.sign(x) * tf.math.log1p(tf.abs(x))
+
+
+class Encoder(keras.layers.Layer):
+    """Every observed key to one embedding: image keys (uint8 [.., 64, 64, C], concatenated on channels)
+    through DreamerV2's four stride-2 4x4 convolutions to 2x2x(8 depth), vector keys (concatenated)
+    through an MLP, the two embeddings concatenated. With pixels only the layers are exactly the old
+    ConvEncoder's, so the checkpoints of pixel runs keep their keys."""
+
+    def __init__(self, image_keys, vector_keys, depth, act, mlp_layers, mlp_units, symlog_inputs, **kwargs):
+        super().__init__(**kwargs)
+        if not image_keys and not vector_keys:
+            raise ValueError('the encoder was given no observation key')
+        self.image_keys, self.vector_keys = tuple(image_keys), tuple(vector_keys)
+        self._symlog = symlog_inputs
+        self._convs = conv_layers(depth, act) if image_keys else []
+        self._mlp = [keras.layers.Dense(mlp_units, activation=act) for _ in range(mlp_layers)] if vector_keys else []
+
+    @property
+    def keys(self):
+        return self.image_keys + self.vector_keys
+
+    def call(self, obs):
+        parts = []
+        if self.image_keys:
+            image = tf.concat([obs[key] for key in self.image_keys], -1)
+            parts.append(conv_embed(self._convs, image, self.compute_dtype))
+        if self.vector_keys:
+            x = tf.concat([tf.cast(obs[key], tf.float32) for key in self.vector_keys], -1)
+            x = tf.cast(symlog(x) if self._symlog else x, self.compute_dtype)
+            for layer in self._mlp:
+                x = layer(x)
+            parts.append(tf.cast(x, tf.float32))
+        return tf.concat(parts, -1) if len(parts) > 1 else parts[0]
+
+
+class Decoder(keras.layers.Layer):
+    """Features to every decoded key: image keys (concatenated on channels) through deconv_layers,
+    vector keys through an MLP with one linear output per key.
+
+    `call` returns {key: predicted mean}: images in the encoder's input scale ([-0.5, 0.5]), vectors
+    in `target`'s scale (symlog when the encoder squashes its inputs). With pixels only the layers are
+    exactly the old ConvDecoder's, so pixel checkpoints keep their keys."""
+
+    def __init__(self, obs_space, image_keys, vector_keys, depth, act, mlp_layers, mlp_units, symlog_targets, **kwargs):
+        super().__init__(**kwargs)
+        self.image_keys, self.vector_keys = tuple(image_keys), tuple(vector_keys)
+        self._depth = depth
+        self._symlog = symlog_targets
+        self._channels = [int(obs_space[key].shape[-1]) for key in self.image_keys]
+        self._sizes = [int(obs_space[key].shape[0]) for key in self.vector_keys]
+        self._deconvs = deconv_layers(depth, act, sum(self._channels)) if image_keys else []
+        if self.vector_keys:
+            self._mlp = [keras.layers.Dense(mlp_units, activation=act) for _ in range(mlp_layers)]
+            self._out = keras.layers.Dense(sum(self._sizes))
+
+    @property
+    def keys(self):
+        return self.image_keys + self.vector_keys
+
+    def call(self, feat):
+        out = {}
+        if self.image_keys:
+            x = deconv_image(self._deconvs, feat, self._depth)
+            out.update(zip(self.image_keys, tf.split(x, self._channels, -1)))
+        if self.vector_keys:
+            x = feat
+            for layer in self._mlp:
+                x = layer(x)
+            x = tf.cast(self._out(x), tf.float32)
+            out.update(zip(self.vector_keys, tf.split(x, self._sizes, -1)))
+        return out
+
+    def target(self, obs, key):
+        """What the prediction for `key` is compared with: images scaled to [-0.5, 0.5], vectors as
+        the encoder reads them."""
+        if key in self.image_keys:
+            return tf.cast(obs[key], tf.float32) / 255 - 0.5
+        value = tf.cast(obs[key], tf.float32)
+        return symlog(value) if self._symlog else value
 
 
 class MLP(keras.layers.Layer):

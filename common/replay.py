@@ -1,21 +1,19 @@
 """Episode replay: npz files on disk, episodes in memory, sequence sampling for training.
 
-An episode is a dict of numpy arrays sharing one leading length L (`image`, `reward`,
-`is_first`, `is_last`, `is_terminal`, `action`, plus any extras). Each finished episode is
-written to `{timestamp}-{uuid}-{length}.npz`, so any replay directory is also an offline dataset.
+Episodes and their files are common.episodes's format: each finished episode is written to
+`{timestamp}-{uuid}-{length}.npz`, so any replay directory is also an offline dataset.
 """
 
 import atexit
-import datetime
-import os
 import pathlib
 import threading
 import time
-import uuid
 import warnings
 import weakref
 
 import numpy as np
+
+from common import episodes as episodes_lib
 
 
 class Replay:
@@ -69,19 +67,19 @@ class Replay:
         return self.add_episode(episode)
 
     def add_episode(self, episode):
-        """Validate, save atomically, and add to memory, evicting the oldest beyond capacity.
+        """Validate (the format's checks, and the keys/dtypes/shapes of the replay's episodes), save
+        atomically, and add to memory, evicting the oldest beyond capacity.
 
         The arrays are kept as given, not copied: do not modify them afterwards.
         """
         episode = {key: np.asarray(value) for key, value in episode.items()}
-        _check_episode(episode)
-        spec = _spec_of(episode)
+        spec = episodes_lib.spec(episode)
         if self._spec is not None and spec != self._spec:
             raise ValueError(f"Episode keys/dtypes/shapes {spec} do not match the replay's {self._spec}.")
-        path = self._save(episode)
+        path = episodes_lib.write(self._directory, episode)
         with self._lock:
             self._spec = spec
-            lengths = np.append(self._lengths, _length(episode))
+            lengths = np.append(self._lengths, episodes_lib.length(episode))
             total, dropped = lengths.sum(), 0
             # Never evict the newest episode, so a tiny capacity still leaves something to sample.
             while self._capacity is not None and total > self._capacity and dropped < len(lengths) - 1:
@@ -142,46 +140,28 @@ class Replay:
         self._lengths = np.asarray(lengths, np.int64)
         self._ends = np.cumsum(self._lengths)
 
-    def _save(self, episode):
-        # UTC with microseconds, so names sort chronologically even for episodes finished within
-        # one second or across a daylight-saving change; loading relies on that order.
-        timestamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S.%f')
-        path = self._directory / f'{timestamp}-{uuid.uuid4().hex}-{_length(episode)}.npz'
-        # The temp name does not end in .npz, so a write cut short by a kill is never loaded.
-        temp = path.with_name(f'.{path.name}.tmp')
-        try:
-            with open(temp, 'wb') as file:
-                np.savez_compressed(file, **episode)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        _fsync_directory(self._directory)  # makes the rename itself survive a power loss
-        return path
-
     def _load(self, select):
         newest_first = []
         total = 0
-        for path in sorted(self._directory.glob('*.npz'), reverse=True):
+        for path in reversed(episodes_lib.paths(self._directory)):
             if select is not None and not select(path):
                 continue
-            episode = _read_episode(path)
+            episode = episodes_lib.read_or_skip(path)
             if episode is None:
                 continue
-            spec = _spec_of(episode)
+            spec = episodes_lib.spec(episode)
             if self._spec is not None and spec != self._spec:
                 warnings.warn(f'Skipping episode {path}: its keys/dtypes/shapes {spec} differ from {self._spec}.')
                 continue
             # Same rule as eviction: keep the newest episodes that fit, and always the newest one.
-            if self._capacity is not None and newest_first and total + _length(episode) > self._capacity:
+            size = episodes_lib.length(episode)
+            if self._capacity is not None and newest_first and total + size > self._capacity:
                 break
             self._spec = spec
             newest_first.append(episode)
-            total += _length(episode)
+            total += size
         oldest_first = newest_first[::-1]
-        self._set_episodes(oldest_first, [_length(episode) for episode in oldest_first])
+        self._set_episodes(oldest_first, [episodes_lib.length(episode) for episode in oldest_first])
 
 
 # Weak, so that a dropped dataset does not keep its replay's episodes alive until exit.
@@ -247,79 +227,3 @@ class _ExitSafeSamples:
                 if not self._running and time.monotonic() - self._last_activity > self._quiet_seconds:
                     return
             time.sleep(self._quiet_seconds / 10)
-
-
-def copy_episodes(source, directory):
-    """Copies the episode files of `source` that `directory` lacks, keeping their names, each atomically.
-
-    Returns how many were copied. Names are unique, so a copy cut short by a kill is completed by
-    calling this again, and nothing is copied twice. Unreadable files are skipped with a warning.
-    """
-    directory = pathlib.Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    copied = 0
-    for path in sorted(pathlib.Path(source).glob('*.npz')):
-        target = directory / path.name
-        if target.exists() or _read_episode(path) is None:
-            continue
-        temp = target.with_name(f'.{target.name}.tmp')
-        try:
-            temp.write_bytes(path.read_bytes())
-            with open(temp, 'rb') as file:
-                os.fsync(file.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        copied += 1
-    if copied:
-        _fsync_directory(directory)
-    return copied
-
-
-def episode_spec(path):
-    """{key: (dtype, per-step shape)} of one episode file, or None if it is unreadable."""
-    episode = _read_episode(path)
-    return None if episode is None else _spec_of(episode)
-
-
-def _read_episode(path):
-    """Load one episode file, or warn and return None if it is corrupt or malformed."""
-    try:
-        # Open the file ourselves: np.load leaks its own handle when the zip is unreadable.
-        with open(path, 'rb') as file, np.load(file, allow_pickle=False) as data:
-            episode = {key: data[key] for key in data.files}
-        _check_episode(episode)
-    # A truncated or foreign file can fail in many ways (zip, zlib, format, shape); none may
-    # stop the run from loading the rest of its replay.
-    except Exception as error:
-        warnings.warn(f'Skipping unreadable episode {path}: {type(error).__name__}: {error}')
-        return None
-    return episode
-
-
-def _check_episode(episode):
-    if not episode:
-        raise ValueError('Episode has no keys.')
-    lengths = {key: value.shape[0] if value.ndim else None for key, value in episode.items()}
-    if len(set(lengths.values())) != 1 or None in lengths.values() or 0 in lengths.values():
-        raise ValueError(f'Episode arrays must share one leading length >= 1, got {lengths}.')
-    pickled = [key for key, value in episode.items() if value.dtype == object]
-    if pickled:
-        raise ValueError(f'Episode keys {pickled} hold Python objects; files are loaded without pickle.')
-
-
-def _spec_of(episode):
-    return {key: (value.dtype, value.shape[1:]) for key, value in episode.items()}
-
-
-def _length(episode):
-    return len(next(iter(episode.values())))
-
-
-def _fsync_directory(directory):
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

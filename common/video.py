@@ -7,6 +7,13 @@ import numpy as np
 from PIL import Image
 
 
+def frames_key(obs_space):
+    """The observation key whose frames an episode video shows: the first rank-3 uint8 entry of
+    `obs_space` (a dict of gymnasium spaces), or None when the agent observes no image."""
+    return next((key for key, space in obs_space.items()
+                 if len(space.shape) == 3 and space.dtype == np.uint8), None)
+
+
 def encode_gif(frames, fps=20):
     """GIF bytes of uint8 frames [T, H, W, 3]."""
     images = [Image.fromarray(frame) for frame in np.asarray(frames, np.uint8)]

@@ -139,6 +139,10 @@ def test_a_directory_of_other_settings_is_refused(tmp_path):
     assert run(*GRID, '--episodes', 1, '--outdir', out).returncode == 0
     other = run(*GRID, '--env.time_limit', 20, '--episodes', 2, '--outdir', out)
     assert other.returncode != 0 and 'collected with other settings (env differ' in other.stderr
+    (out / 'dataset.json').write_text('{"task": ')  # cut short by hand: refused, not overwritten
+    broken = run(*GRID, '--episodes', 2, '--outdir', out)
+    assert broken.returncode != 0 and broken.stderr.startswith(f"error: unreadable {out / 'dataset.json'}: ")
+    assert broken.stderr.strip().count('\n') == 0, broken.stderr
     (tmp_path / 'file').write_text('')
     assert 'is not a directory' in run(*GRID, '--episodes', 1, '--outdir', tmp_path / 'file').stderr
 

@@ -29,12 +29,13 @@ def test_flag_types_are_converted():
 @pytest.mark.parametrize('argv, fragment', [
     (['--rssm.detr', '5'], "unknown flag '--rssm.detr'; did you mean rssm.deter"),
     (['--rssm.deter', 'abc'], "Expected int but got 'abc' for key 'rssm.deter'"),
-    (['--configs', 'nope'], "unknown named config 'nope'; allowed: dmc, small, bringbackshapes, bbs_small, debug, vsg, svsg, offline, offline_debug"),
+    (['--configs', 'nope'], "unknown named config 'nope'; allowed: dmc, small, state, bringbackshapes, bbs_small, debug, vsg, svsg, offline, offline_debug"),
     (['--precision', 'fp8'], 'choose one of float32, mixed_float16, mixed_bfloat16'),
     (['--batch_size', '0'], 'batch_size=0 must be a positive integer'),
     (['--discount', '1.5'], 'discount=1.5 must lie in [0, 1]'),
     (['--status_every', '-1'], 'status_every=-1 must be 0 or more'),
-    (['--env.size', '32,32'], 'env.size=[32, 32] is not supported'),
+    (['--env.dmc.obs', 'rgb'], "env.dmc.obs='rgb' is not allowed; choose one of pixels, state, both"),
+    (['--loss_scales.a.b', '2'], "unknown flag '--loss_scales.a.b'"),
 ])
 def test_bad_input_is_one_line_naming_the_problem(argv, fragment):
     with pytest.raises(config_lib.ConfigError) as info:

@@ -297,6 +297,15 @@ def test_windows_stack_frames_inside_episodes_and_align_actions():
         data.representation('slots')
 
 
+def test_dataset_json_gives_the_env_and_a_corrupt_one_is_a_data_error(tmp_path):
+    assert data.recorded_env(tmp_path) is None
+    (tmp_path / 'dataset.json').write_text(json.dumps({'task': 'grid_collect', 'env': {'env.time_limit': 15}}))
+    assert data.recorded_env(tmp_path) == {'task': 'grid_collect', 'env.time_limit': 15}
+    (tmp_path / 'dataset.json').write_text('{"task": ')
+    with pytest.raises(data.DataError, match='unreadable .*dataset.json'):
+        data.recorded_env(tmp_path)
+
+
 def test_stacking_policy_restarts_its_frames_with_an_episode():
     from vsg.offline.rollout import stacking_policy
     seen = []

@@ -5,6 +5,7 @@ Imagined trajectories are time-major: states s_0..s_H, actions a_0..a_{H-1} with
 and the reward and continue flag of entering s_{t+1} read from the heads at s_{t+1}.
 """
 import keras
+import numpy as np
 import tensorflow as tf
 
 from common import dists, nets, optim
@@ -28,46 +29,74 @@ def _seed(rng):
     return tf.cast(rng.make_seeds(1)[:, 0], tf.int32)
 
 
-class WorldModel(keras.layers.Layer):
+LOSS_TERMS = ('reward', 'cont', 'kl')  # The world model's losses besides one per decoded observation key.
 
-    def __init__(self, config, rng, **kwargs):
+
+class WorldModel(keras.layers.Layer):
+    """Encoder, core, decoder and heads; `loss` is the world model's objective on a [B, T] batch. The
+    encoder reads and the decoder predicts the observation keys that `encoder.*_keys` and
+    `decoder.*_keys` pick from `obs_space` (nets.select_keys)."""
+
+    def __init__(self, obs_space, config, rng, **kwargs):
         super().__init__(**kwargs)
-        self.encoder = nets.ConvEncoder(config.encoder.depth, config.encoder.act, name='encoder')
+        enc, dec = config.encoder, config.decoder
+        enc_keys = nets.select_keys(obs_space, enc.cnn_keys, enc.mlp_keys)
+        if not any(enc_keys):
+            raise ValueError(f'encoder.cnn_keys={enc.cnn_keys!r} and encoder.mlp_keys={enc.mlp_keys!r} match no '
+                             f'observation; the env observes {", ".join(_observed(obs_space))}')
+        dec_keys = nets.select_keys(obs_space, dec.cnn_keys, dec.mlp_keys)
+        self.encoder = nets.Encoder(*enc_keys, enc.depth, enc.act, enc.mlp_layers, enc.mlp_units,
+                                    enc.symlog_inputs, name='encoder')
         self.core = cores.make(config, rng)
-        self.decoder = nets.ConvDecoder(config.decoder.depth, config.decoder.act, name='decoder')
+        self.decoder = nets.Decoder(obs_space, *dec_keys, dec.depth, dec.act, dec.mlp_layers, dec.mlp_units,
+                                    enc.symlog_inputs, name='decoder')
         self.reward_head = nets.MLP(**config.reward_head, out=1, name='reward_head')
         self.cont_head = nets.MLP(**config.cont_head, out=1, name='cont_head') if config.pred_cont else None
         self._scales = dict(config.loss_scales)
+        unknown = sorted(set(self._scales) - {*LOSS_TERMS, *self.decoder.keys})
+        if unknown:
+            raise ValueError(f"loss_scales.{unknown[0]} names no loss; the losses are "
+                             f"{', '.join([*self.decoder.keys, *LOSS_TERMS])}")
         self._discount = config.discount
 
     def loss(self, data):
-        embed = self.encoder(data['image'])
+        embed = self.encoder(data)
         post, prior = self.core.observe(embed, data['action'], data['is_first'])
         kl_loss, metrics = self.core.loss(post, prior)
         feat = self.core.get_feat(post)
-        image = tf.cast(data['image'], tf.float32) / 255 - 0.5
-        losses = {
-            'image': -tf.reduce_mean(dists.MSE(self.decoder(feat), 3).log_prob(image)),
-            'reward': -tf.reduce_mean(self.reward(feat).log_prob(data['reward'])),
-            'kl': kl_loss}
+        losses = self.decoder_losses(feat, data)
+        losses['reward'] = -tf.reduce_mean(self.reward(feat).log_prob(data['reward']))
+        losses['kl'] = kl_loss
         if self.cont_head is not None:
             cont = 1 - tf.cast(data['is_terminal'], tf.float32)
             losses['cont'] = -tf.reduce_mean(self.cont(feat).log_prob(cont))
-        total = sum(self._scales[name] * loss for name, loss in losses.items())
+        total = sum(self._scales.get(name, 1.0) * loss for name, loss in losses.items())
         metrics.update({f'{name}_loss': loss for name, loss in losses.items()})
         return total, post, metrics
 
+    def decoder_losses(self, feat, data):
+        """{decoded key: its negative log-likelihood, averaged over batch and time}."""
+        losses = {}
+        for key, mean in self.decoder(feat).items():
+            # Images are Gaussians over their 3 axes, vectors over their one.
+            dist = dists.MSE(mean, 3 if key in self.decoder.image_keys else 1)
+            losses[key] = -tf.reduce_mean(dist.log_prob(self.decoder.target(data, key)))
+        return losses
+
     def video_prediction(self, data, rows=4, context=5):
-        """Truth | model | error stacked vertically, `rows` sequences side by side: the model sees
-        `context` frames, then predicts the rest open loop from the true actions. uint8 [T, 3H, rows W, C]."""
-        data = {key: value[:rows] for key, value in data.items()}
-        context = min(context, data['image'].shape[1] // 2)
-        embed = self.encoder(data['image'])
+        """Truth | model | error stacked vertically, `rows` sequences side by side, of the first decoded
+        image key: the model sees `context` frames, then predicts the rest open loop from the true
+        actions. uint8 [T, 3H, rows W, C]. Only for world models that decode an image."""
+        key = self.decoder.image_keys[0]
+        data = {name: value[:rows] for name, value in data.items()}
+        context = min(context, data['action'].shape[1] // 2)
+        embed = self.encoder(data)
         post, _ = self.core.observe(embed[:, :context], data['action'][:, :context], data['is_first'][:, :context])
-        start = {key: value[:, -1] for key, value in post.items()}
+        start = {name: value[:, -1] for name, value in post.items()}
         prior = self.core.imagine(data['action'][:, context:], start)
-        model = tf.concat([self.decoder(self.core.get_feat(post)), self.decoder(self.core.get_feat(prior))], 1) + 0.5
-        truth = tf.cast(data['image'], tf.float32) / 255
+        model = tf.concat([self.decoder(self.core.get_feat(post))[key],
+                           self.decoder(self.core.get_feat(prior))[key]], 1) + 0.5
+        truth = tf.cast(data[key], tf.float32) / 255
         error = (model - truth + 1) / 2
         video = tf.concat([truth, model, error], 2)                      # [rows, T, 3H, W, C]
         video = tf.concat(tf.unstack(video, axis=0), 2)                  # [T, 3H, rows W, C]
@@ -84,6 +113,34 @@ class WorldModel(keras.layers.Layer):
         if self.cont_head is None:
             return self._discount * tf.ones(tf.shape(feat)[:-1])
         return self._discount * self.cont(feat).mean()
+
+
+def example_batch(agent, obs_space, shape, rng=None):
+    """A numpy batch of everything `agent.train` reads, of leading shape [B, T]: the observation keys
+    of its encoder and decoder, action, reward and flags. Zeros, or with `rng` (numpy) random values:
+    uniform pixels, normal vectors and rewards, uniform actions, and no episode start."""
+    keys = sorted({*agent.wm.encoder.keys, *agent.wm.decoder.keys})
+
+    def draw(space):
+        full = (*shape, *space.shape)
+        if rng is None:
+            return np.zeros(full, space.dtype)
+        if space.dtype == np.uint8:
+            return rng.integers(0, 256, full).astype(np.uint8)
+        return rng.normal(size=full).astype(space.dtype)
+
+    batch = {key: draw(obs_space[key]) for key in keys}
+    actions = np.zeros((*shape, agent.act_dim)) if rng is None else rng.uniform(-1, 1, (*shape, agent.act_dim))
+    batch.update({
+        'action': actions.astype(np.float32),
+        'reward': np.zeros(shape, np.float32) if rng is None else rng.normal(size=shape).astype(np.float32),
+        'is_first': np.zeros(shape, bool), 'is_terminal': np.zeros(shape, bool)})
+    return batch
+
+
+def _observed(obs_space):
+    """The observation keys an encoder could read, with their shapes, for error messages."""
+    return [f'{key} {tuple(space.shape)}' for key, space in obs_space.items() if key not in nets.NOT_OBSERVED]
 
 
 class ReturnScale(keras.layers.Layer):
@@ -211,7 +268,7 @@ class Agent:
         self.discrete = hasattr(action, 'n')
         self.act_dim = int(action.n) if self.discrete else int(action.shape[-1])
         self.rng = tf.random.Generator.from_seed(config.seed)
-        self.wm = WorldModel(config, self.rng, name='world_model')
+        self.wm = WorldModel(obs_space, config, self.rng, name='world_model')
         self.ac = ActorCritic(self.act_dim, self.discrete, config, self.rng, name='actor_critic')
         opt = lambda name, cfg: optim.Optimizer(name, **cfg, precision=config.precision)
         self.model_opt = opt('model_opt', config.model_opt)
@@ -223,8 +280,8 @@ class Agent:
         self.policy = tf.function(self._policy, jit_compile=config.jit)
         # The world model alone (vsg.screen); traced only if called.
         self.train_world_model = tf.function(lambda data: self._train_world_model(data)[1], jit_compile=config.jit)
-        # Runs only at log time, so it is not worth an XLA compile.
-        self.video_prediction = tf.function(self.wm.video_prediction)
+        # Runs only at log time, so it is not worth an XLA compile; None without a decoded image.
+        self.video_prediction = tf.function(self.wm.video_prediction) if self.wm.decoder.image_keys else None
 
     @property
     def variables(self):
@@ -238,7 +295,7 @@ class Agent:
     def _policy(self, obs, state, mode):
         """One batched env step: `mode` 'train' samples the actor, 'eval' takes its mode."""
         latent, prev_action = state
-        embed = self.wm.encoder(obs['image'])
+        embed = self.wm.encoder(obs)
         sample = mode == 'train' or self.config.eval_sample  # else the modes of the latents (and gates)
         latent, _ = self.wm.core.obs_step(latent, prev_action, embed, obs['is_first'], sample)
         dist = self.ac.policy(self.wm.core.get_feat(latent))
@@ -261,13 +318,8 @@ class Agent:
 
     def _build(self, obs_space):
         """Creates every variable eagerly on a [1, 2] dummy batch, so compiled functions never do."""
-        image_shape = obs_space['image'].shape
-        dummy = {
-            'image': tf.zeros([1, 2, *image_shape], tf.uint8),
-            'action': tf.zeros([1, 2, self.act_dim]),
-            'reward': tf.zeros([1, 2]),
-            'is_first': tf.ones([1, 2], tf.bool),
-            'is_terminal': tf.zeros([1, 2], tf.bool)}
+        dummy = {key: tf.constant(value) for key, value in example_batch(self, obs_space, [1, 2]).items()}
+        dummy['is_first'] = tf.ones([1, 2], tf.bool)
         _, post, _ = self.wm.loss(dummy)
         feat = self.wm.core.get_feat(post)
         for net in (self.ac.actor, self.ac.critic, self.ac.target_critic):

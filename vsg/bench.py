@@ -78,7 +78,7 @@ def estimate_train_flops(agent, batch):
     outer = graph_flops(tf.function(agent._train).get_concrete_function(batch))
     b, t = config.batch_size, config.batch_length
     state = wm.core.initial(b)
-    embed = wm.encoder(batch['image'][:, 0])
+    embed = wm.encoder({key: value[:, 0] for key, value in batch.items()})
     action = batch['action'][:, 0]
     obs_step = tf.function(lambda s, a, e, f: wm.core.obs_step(s, a, e, f)).get_concrete_function(
         state, action, embed, batch['is_first'][:, 0])
@@ -117,20 +117,14 @@ def main(argv=None):
     config = build.parse([arg for arg in argv if arg != '--profile'], need_logdir=False)
     import tensorflow as tf
     from common import driver as driver_lib
-    from vsg.agent import Agent
+    from vsg.agent import Agent, example_batch
 
     env = build.make_envs(config, 1, config.seed)[0]
     try:
         agent = Agent(env.obs_space, env.act_space, config)
         rng = np.random.default_rng(config.seed)
         b, t = config.batch_size, config.batch_length
-        act_dim = agent.act_dim
-        batch = {
-            'image': tf.constant(rng.integers(0, 255, (b, t, *env.obs_space['image'].shape), np.uint8)),
-            'action': tf.constant(rng.uniform(-1, 1, (b, t, act_dim)).astype(np.float32)),
-            'reward': tf.constant(rng.normal(size=(b, t)).astype(np.float32)),
-            'is_first': tf.constant(np.zeros((b, t), bool)),
-            'is_terminal': tf.constant(np.zeros((b, t), bool))}
+        batch = {key: tf.constant(value) for key, value in example_batch(agent, env.obs_space, [b, t], rng).items()}
         start = time.perf_counter()
         agent.train(batch)['model_opt_loss'].numpy()
         compile_s = time.perf_counter() - start

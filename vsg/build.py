@@ -99,7 +99,7 @@ def agent_policy(agent, mode, num_envs):
     def policy(obs, state):
         if state is None:
             state = agent.initial_policy_state(num_envs)
-        inputs = {'image': obs['image'], 'is_first': obs['is_first']}
+        inputs = {key: obs[key] for key in (*agent.wm.encoder.keys, 'is_first')}
         action, state = agent.policy(inputs, state, mode)
         return action.numpy(), state
     return policy

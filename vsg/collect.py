@@ -18,17 +18,14 @@ steps W envs in spawned workers.
 import argparse
 import json
 import multiprocessing
-import os
 import pathlib
 import sys
 import time
 
 import numpy as np
 
+from common import episodes as episodes_lib
 from common import logger as logger_lib
-from common import replay as replay_lib
-
-DATASET_FILE = 'dataset.json'
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,7 +67,7 @@ def main(argv=None):
         _check_env(config, args.policy)  # in this process: it stays free of TensorFlow
     outdir.mkdir(parents=True, exist_ok=True)
     _record_dataset(outdir, dataset_info(config, args.policy, args.noise))
-    done = count_episodes(outdir)
+    done = episodes_lib.count(outdir)
     need = args.episodes - done
     if need <= 0:
         print(f'collect: {outdir} already holds {done} episodes (asked for {args.episodes}); nothing to do.')
@@ -83,7 +80,7 @@ def main(argv=None):
         _collect_with_agent(config, checkpoint_dir, args, outdir, need, done, progress)
     else:
         _collect_in_workers(config, args, outdir, need, done, progress)
-    total = count_episodes(outdir)
+    total = episodes_lib.count(outdir)
     returns = episode_returns(outdir)
     print(f'collect: {total} episodes in {outdir} ({total - done} new in {time.monotonic() - start:.0f} s); '
           f'mean return {np.mean(returns):.3f} ± {np.std(returns):.3f}', flush=True)
@@ -146,22 +143,17 @@ def dataset_info(config, policy, noise):
     return json.loads(json.dumps({'task': config.task, 'env': env, 'policy': policy, 'noise': noise}))
 
 
-def read_dataset_info(directory):
-    """DIR/dataset.json as a dict, or None for a directory vsg.collect did not write."""
-    path = pathlib.Path(directory) / DATASET_FILE
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def _record_dataset(outdir, info):
-    old = read_dataset_info(outdir)
+    try:
+        old = episodes_lib.read_info(outdir)
+    except episodes_lib.EpisodeError as e:
+        sys.exit(f'error: {e}')
     if old is not None and old != info:
         differ = ', '.join(key for key in info if old.get(key) != info[key])
-        sys.exit(f'error: {outdir} holds episodes collected with other settings ({differ} differ; see {outdir / DATASET_FILE}); '
-                 'use another --outdir')
+        sys.exit(f'error: {outdir} holds episodes collected with other settings ({differ} differ; '
+                 f'see {outdir / episodes_lib.DATASET_FILE}); use another --outdir')
     if old is None:
-        temp = outdir / f'.{DATASET_FILE}.tmp'
-        temp.write_text(json.dumps(info, indent=1) + '\n')
-        os.replace(temp, outdir / DATASET_FILE)
+        episodes_lib.write_info(outdir, info)
 
 
 def seed_replay(config, env, replay_dir):
@@ -172,10 +164,15 @@ def seed_replay(config, env, replay_dir):
     many files were copied: none when a resumed run already holds them all.
     """
     source = pathlib.Path(config.prefill_from).expanduser()
-    files = sorted(source.glob('*.npz')) if source.is_dir() else []
+    files = episodes_lib.paths(source)
     if not files:
         sys.exit(f'error: prefill_from {source} holds no episode files (*.npz); give a vsg.collect --outdir or a run\'s replay/')
-    info, own = read_dataset_info(source), dataset_info(config, None, None)
+    try:
+        info = episodes_lib.read_info(source)
+        spec = episodes_lib.spec(episodes_lib.read(files[-1], required=()))  # the newest episode's
+    except episodes_lib.EpisodeError as e:
+        sys.exit(f'error: prefill_from {e}')
+    own = dataset_info(config, None, None)
     if info is not None:
         differ = [key for key in ('task', 'env') if info.get(key) != own[key]]
         if differ:
@@ -183,25 +180,18 @@ def seed_replay(config, env, replay_dir):
                      f'this run has {", ".join(f"{key} {own[key]}" for key in differ)}')
     spaces = {**env.obs_space, 'action': env.act_space['action']}
     expected = {key: tuple(space.shape) for key, space in spaces.items()}
-    spec = replay_lib.episode_spec(files[-1])
-    found = None if spec is None else {key: tuple(shape) for key, (_, shape) in spec.items()}
+    found = {key: tuple(shape) for key, (_, shape) in spec.items()}
     if found != expected:
         sys.exit(f'error: prefill_from episode {files[-1].name} has keys and shapes {found}; this run\'s env gives {expected}')
-    return replay_lib.copy_episodes(source, replay_dir)
-
-
-def count_episodes(directory):
-    """Complete episode files (a write cut short leaves only a hidden temp file)."""
-    return sum(1 for path in pathlib.Path(directory).glob('*.npz') if not path.name.startswith('.'))
+    return episodes_lib.copy(source, replay_dir)
 
 
 def episode_returns(directory):
     returns = []
-    for path in sorted(pathlib.Path(directory).glob('*.npz')):
+    for path in episodes_lib.paths(directory):
         try:
-            with np.load(path, allow_pickle=False) as data:
-                returns.append(float(data['reward'].sum()))
-        except Exception:  # a foreign or broken file is the offline loader's to report
+            returns.append(float(episodes_lib.read(path, only=('reward',))['reward'].sum()))
+        except episodes_lib.EpisodeError:  # a foreign or broken file is the offline loader's to report
             continue
     return returns
 
@@ -252,7 +242,7 @@ def _collect_in_workers(config, args, outdir, need, done, progress):
     jobs = [(config, args.policy, args.noise, str(outdir), count, worker_seed(config.seed, done, i))
             for i, count in enumerate(_split(need, args.workers))]
     if len(jobs) == 1:
-        collect_episodes(*jobs[0], on_episode=lambda: progress.update(count_episodes(outdir)))
+        collect_episodes(*jobs[0], on_episode=lambda: progress.update(episodes_lib.count(outdir)))
         return
     from vsg import collect as module  # by its package name, so spawned workers import it, not __main__
     context = multiprocessing.get_context('spawn')
@@ -264,19 +254,19 @@ def _collect_in_workers(config, args, outdir, need, done, progress):
             failed = [i for i, worker in enumerate(workers) if worker.exitcode not in (None, 0)]
             if failed:
                 sys.exit(f'error: collect worker {failed[0]} failed (exit code {workers[failed[0]].exitcode}); '
-                         f'its message is above; the {count_episodes(outdir)} complete episodes are kept')
-            progress.update(count_episodes(outdir))
+                         f'its message is above; the {episodes_lib.count(outdir)} complete episodes are kept')
+            progress.update(episodes_lib.count(outdir))
             time.sleep(0.5)
         failed = [i for i, worker in enumerate(workers) if worker.exitcode != 0]
         if failed:
             sys.exit(f'error: collect worker {failed[0]} failed (exit code {workers[failed[0]].exitcode}); '
-                     f'the {count_episodes(outdir)} complete episodes are kept')
+                     f'the {episodes_lib.count(outdir)} complete episodes are kept')
     finally:
         for worker in workers:
             if worker.is_alive():
                 worker.terminate()
             worker.join()
-    progress.update(count_episodes(outdir))
+    progress.update(episodes_lib.count(outdir))
 
 
 def collect_episodes(config, policy, noise, outdir, count, seed, on_episode=None):

@@ -92,7 +92,7 @@ def diagnose(agent, data, context, horizon):
     wm = agent.wm
     data = {key: tf.convert_to_tensor(value[:, :context + horizon]) for key, value in data.items()}
     reward = data['reward'].numpy().astype(np.float64)
-    post, _ = wm.core.observe(wm.encoder(data['image']), data['action'], data['is_first'])
+    post, _ = wm.core.observe(wm.encoder(data), data['action'], data['is_first'])
     posterior_reward = wm.reward(wm.core.get_feat(post)).mean().numpy()
     start = {key: value[:, context - 1] for key, value in post.items()}
     prior = wm.core.imagine(data['action'][:, context:], start)
@@ -108,7 +108,7 @@ def diagnose(agent, data, context, horizon):
             'replayed_actions': round(float(np.mean(open_loop)), 4),
             'actor': round(float(tf.reduce_mean(wm.reward(actor_feat[1:]).mean())), 4)}}
     flat = {key: tf.reshape(value, [-1, *value.shape[2:]]) for key, value in post.items()}
-    starts = int(flat['stoch'].shape[0])  # every core's state has a stochastic part
+    starts = int(np.prod(data['action'].shape[:2]))  # every step of the batch starts an imagination
     act_dim = int(data['action'].shape[-1])
     result['constant_action_reward'] = {}
     for name, action in constant_actions(act_dim, agent.discrete).items():

@@ -58,10 +58,13 @@ def main(argv=None):
         env[0].close()
     returns = [float(ep['reward'].sum()) for ep in episodes[:args.episodes]]
     path = pathlib.Path(args.video) if args.video else logdir / 'eval.gif'
-    video.write_gif(path, episodes[0]['image'])
+    key = video.frames_key(env[0].obs_space)
+    if key is not None:
+        video.write_gif(path, episodes[0][key])
     print(json.dumps({
         'task': config.task, 'policy': args.policy, 'step': counters.get('step', 0), 'episodes': len(returns),
-        'returns': returns, 'mean_return': float(np.mean(returns)), 'video': str(path)}))
+        'returns': returns, 'mean_return': float(np.mean(returns)),
+        'video': str(path) if key is not None else None}))
 
 
 if __name__ == '__main__':

@@ -8,8 +8,6 @@ parts into one graph saves or costs).
 """
 import tensorflow as tf
 
-from common import dists
-
 
 def _grads(loss_fn, sources):
     """Forward and backward of loss_fn with respect to `sources` (variables and tensors)."""
@@ -26,16 +24,15 @@ def _summed(grads):
 def parts(agent, batch):
     """{part name: a no-argument function running that part once}."""
     wm, ac, core = agent.wm, agent.ac, agent.wm.core
-    embed = wm.encoder(batch['image'])
+    embed = wm.encoder(batch)
     post, prior = core.observe(embed, batch['action'], batch['is_first'])
     feat = core.get_feat(post)
     start = tf.nest.map_structure(lambda x: tf.reshape(x, [-1, *x.shape[2:]]), post)
     imag_feat, imag_action = ac.imagine(wm, start)
-    image = tf.cast(batch['image'], tf.float32) / 255 - 0.5
     dynamics = ac._grad == 'dynamics'  # Only then does the actor's gradient run back through imagination.
 
     def encoder():
-        return _summed(_grads(lambda: tf.reduce_sum(wm.encoder(batch['image'])), wm.encoder.trainable_variables))
+        return _summed(_grads(lambda: tf.reduce_sum(wm.encoder(batch)), wm.encoder.trainable_variables))
 
     def observe():
         def loss():
@@ -44,7 +41,7 @@ def parts(agent, batch):
         return _summed(_grads(loss, [embed, *core.trainable_variables]))
 
     def decoder():
-        loss = lambda: -tf.reduce_sum(dists.MSE(wm.decoder(feat), 3).log_prob(image))
+        loss = lambda: tf.add_n(list(wm.decoder_losses(feat, batch).values()))
         return _summed(_grads(loss, [feat, *wm.decoder.trainable_variables]))
 
     def heads():

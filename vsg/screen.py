@@ -16,7 +16,8 @@ import numpy as np
 
 from vsg import build, diagnose
 
-LOGGED = ('image_loss', 'reward_loss', 'kl', 'gate_open_mean')
+# Besides one `<key>_loss` per decoded observation key.
+LOGGED = ('reward_loss', 'kl', 'gate_open_mean')
 
 
 def main(argv=None):
@@ -44,10 +45,11 @@ def screen(config, directory, updates, context, horizon):
         env[0].close()
     replay = build.load_replay(config, directory)
     start, recent = time.monotonic(), {}
+    logged = (*LOGGED, *(f'{key}_loss' for key in agent.wm.decoder.keys))
     for update in range(updates):
         metrics = agent.train_world_model(replay.sample(config.batch_size, config.batch_length))
         if update >= updates - 100:
-            for key in LOGGED:
+            for key in logged:
                 if key in metrics:
                     recent.setdefault(key, []).append(float(metrics[key]))
     seconds = time.monotonic() - start

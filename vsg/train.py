@@ -11,6 +11,7 @@ import numpy as np
 
 from common import driver as driver_lib
 from common import logger as logger_lib
+from common import video
 from vsg import build, collect
 
 
@@ -58,6 +59,7 @@ def run(config):
         checkpoint.save(logdir / build.CHECKPOINT, agent.variables, {'step': int(step)}, keep=config.keep_checkpoints)
 
     eval_means = logger_lib.Mean()  # An eval point is the mean over its `eval_eps` episodes.
+    frames = video.frames_key(eval_envs[0].obs_space)  # None when the agent sees no image
 
     def log_episode(episode, worker, mode):
         stats = {'return': float(episode['reward'].sum()), 'length': len(episode['reward']) - 1}
@@ -65,8 +67,8 @@ def run(config):
             logger.add(stats, prefix='train')
             return
         eval_means.add(stats, prefix='eval')
-        if worker == 0:
-            logger.add({'policy': episode['image']}, prefix='eval_video')
+        if worker == 0 and frames is not None:
+            logger.add({'policy': episode[frames]}, prefix='eval_video')
 
     def count_step(tran, worker):
         step.increment()
@@ -130,7 +132,8 @@ def run(config):
     def write_logs():
         steps, updates, steps_per_s, updates_per_s = log_rates()
         logger.add(means.result())
-        logger.add({'open_loop': agent.video_prediction(next(dataset)).numpy()}, prefix='train_video')
+        if agent.video_prediction is not None:
+            logger.add({'open_loop': agent.video_prediction(next(dataset)).numpy()}, prefix='train_video')
         logger.add({
             'env_frames_per_s': steps_per_s * config.env.action_repeat, 'updates_per_s': updates_per_s,
             'updates': updates, 'agent_steps': steps,

@@ -7,12 +7,11 @@ New ones (object slots, slot-masked pixels) register here under a name for `offl
 """
 import dataclasses
 import pathlib
-import warnings
 from typing import Callable
 
 import numpy as np
 
-from vsg.collect import read_dataset_info
+from common import episodes as episodes_lib
 
 
 class DataError(ValueError):
@@ -38,25 +37,22 @@ def representation(name):
 
 
 def load_episodes(directory, keys):
-    """(episodes, file names) of `directory`, oldest first; each episode must hold `keys`.
-    Unreadable files are skipped with a warning, as the replay does."""
+    """(episodes, file names) of `directory`, oldest first; each episode must hold `keys` (only those:
+    action-free videos train the latent action model). Unreadable files are skipped with a warning,
+    as the replay does."""
     directory = pathlib.Path(directory).expanduser()
     if not directory.is_dir():
         raise DataError(f'data directory {directory} does not exist (give a directory of episode .npz files, '
                         'e.g. one written by vsg.collect)')
     episodes, names = [], []
-    for path in sorted(directory.glob('*.npz')):
-        if path.name.startswith('.'):
+    for path in episodes_lib.paths(directory):
+        episode = episodes_lib.read_or_skip(path, required=())
+        if episode is None:
             continue
         try:
-            with np.load(path, allow_pickle=False) as data:
-                episode = {key: data[key] for key in data.files}
-        except Exception as e:
-            warnings.warn(f'skipping unreadable episode {path}: {type(e).__name__}: {e}')
-            continue
-        missing = [key for key in keys if key not in episode]
-        if missing:
-            raise DataError(f"episode {path} lacks {', '.join(map(repr, missing))} (it has {', '.join(sorted(episode))})")
+            episodes_lib.check(episode, keys, f'episode {path}')
+        except episodes_lib.EpisodeError as e:  # other data than the stage needs, not a damaged file
+            raise DataError(str(e)) from None
         episodes.append(episode)
         names.append(path.name)
     if not episodes:
@@ -145,9 +141,17 @@ def label_offset(offset, sampled):
     return 1 if sampled else offset
 
 
+def dataset_info(directory):
+    """DIR/dataset.json, vsg.collect's record of the task, env settings and policy, or None."""
+    try:
+        return episodes_lib.read_info(directory)
+    except episodes_lib.EpisodeError as e:
+        raise DataError(str(e)) from None
+
+
 def recorded_env(directory):
     """The task and flat env settings recorded by vsg.collect, or None."""
-    info = read_dataset_info(directory)
+    info = dataset_info(directory)
     if info is None:
         return None
     return {'task': info['task'], **info['env']}

@@ -20,7 +20,6 @@ import numpy as np
 import tensorflow as tf
 
 from common import checkpoint
-from vsg.collect import read_dataset_info
 from vsg.offline import bc, data, decode, loop, probe, rollout
 from vsg.offline.lapo import LatentActionModel
 from vsg.offline.loop import StageError
@@ -340,7 +339,7 @@ def write_results(run):
     """results.json and results.md from probe.json, decode.json, eval.json and the data's returns."""
     read = lambda name: json.loads(run.path(name).read_text()) if run.path(name).exists() else {}
     probes, decoded, evals = read('probe.json'), read('decode.json'), read('eval.json')
-    info = read_dataset_info(run.cfg.data) or {}
+    info = data.dataset_info(run.cfg.data) or {}
     data_return = float(run.data.returns.mean()) if run.data.returns is not None else None
     reference = {'bc': evals.get('bc', {}).get('mean'), 'data': data_return}
     ratio = lambda value, ref: None if value is None or ref is None or ref < 1e-8 else value / ref  # only a positive reference scales
