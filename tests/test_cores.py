@@ -12,15 +12,15 @@ import tensorflow as tf
 
 from common import config as config_lib
 from vsg import cores
+from vsg.cores.base import Core
 from vsg.cores.cell import GatedCell, gated_update
 from vsg.cores.rssm import RSSM
 
 ROOT = Path(__file__).resolve().parent.parent
 B, T, E, A = 3, 5, 7, 2
-CORES = ['rssm', 'rssm_gaussian', 'vsg', 'svsg']
-GATED = ['vsg', 'svsg']
 TINY = ['--configs', 'debug', '--svsg.stoch', '6', '--svsg.hidden', '5']
 VARIANT_FLAGS = {'rssm_gaussian': ['--rssm.discrete', '0']}  # DreamerV1's latents
+CORES = [*cores.CORES, *VARIANT_FLAGS]  # every registered core, and variants of one by its config
 
 
 def load_config(name, *flags):
@@ -28,8 +28,11 @@ def load_config(name, *flags):
     return config_lib.load(TINY + ['--core', core, *VARIANT_FLAGS.get(name, []), *flags])
 
 
-def make_core(name, *flags):
-    return cores.make(load_config(name, *flags), tf.random.Generator.from_seed(1))
+def make_core(name, *flags, rng=None):
+    return cores.make(load_config(name, *flags), rng or tf.random.Generator.from_seed(1))
+
+
+GATED = [name for name in CORES if 'gate' in make_core(name).state_shapes]  # cores with a binary update gate
 
 
 def inputs(seed=0):
@@ -63,7 +66,8 @@ def test_observe_imagine_and_loss_shapes(name):
     core = make_core(name)
     embed, action, is_first = inputs()
     post, prior = core.observe(embed, action, is_first)
-    assert set(post) == set(prior) == set(core.initial(B))
+    assert set(post) == set(prior) == set(core.initial(B)) == set(core.state_shapes)
+    assert all(post[key].shape[2:] == shape for key, shape in core.state_shapes.items())
     for state in (post, prior):
         assert all(v.dtype == tf.float32 and v.shape[:2] == (B, T) for v in state.values())
     assert core.get_feat(post).shape == (B, T, core.feat_size)
@@ -74,10 +78,31 @@ def test_observe_imagine_and_loss_shapes(name):
     gated = name in GATED
     assert gated == ({'gate_kl', 'gate_open_mean', 'gate_open_std', 'gate_update_rate'} <= set(metrics))
     for key, value in metrics.items():
-        assert value.shape == ((core._cell.size,) if key == 'gate_update_rate' else ()), key
+        assert value.shape == ((post['gate'].shape[-1],) if key == 'gate_update_rate' else ()), key
     if gated:
         assert set(np.unique(post['gate'].numpy())) <= {0.0, 1.0}
         np.testing.assert_array_equal(post['gate'].numpy(), prior['gate'].numpy())
+
+
+def test_every_registered_core_implements_the_interface():
+    assert GATED == ['vsg', 'svsg']
+    for name in CORES:
+        core = make_core(name)
+        assert isinstance(core, Core), name
+        assert core.sizes and all(isinstance(size, int) and size >= 0 for size in core.sizes.values()), name
+        assert core.make_encoder({}, None) is None and core.make_decoder({}, None) is None  # the world model's
+
+
+def test_a_core_missing_part_of_the_interface_cannot_be_built():
+    class Incomplete(Core):
+        feat_size = 1
+        sizes = {}
+
+        def initial(self, batch_size, training=False):
+            return {}
+
+    with pytest.raises(TypeError, match='abstract'):
+        Incomplete()
 
 
 def test_feature_sizes():
@@ -101,11 +126,12 @@ def test_is_first_resets_state_and_action(name):
 
 @pytest.mark.parametrize('name', CORES)
 def test_observe_equals_stepping_obs_step(name):
-    core = make_core(name)
+    rng = tf.random.Generator.from_seed(1)
+    core = make_core(name, rng=rng)
     embed, action, is_first = inputs()
-    core._rng.reset_from_seed(7)
+    rng.reset_from_seed(7)
     post, _ = core.observe(embed, action, is_first)
-    core._rng.reset_from_seed(7)
+    rng.reset_from_seed(7)
     state = core.initial(B)
     for t in range(T):
         state, _ = core.obs_step(state, action[:, t], embed[:, t], is_first[:, t])

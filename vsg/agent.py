@@ -8,8 +8,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import dists, nets, optim
+from common import dists, nets
 from vsg import cores
+from vsg.learner import Learner
 
 
 def lambda_return(reward, next_value, discount, lam):
@@ -39,17 +40,11 @@ class WorldModel(keras.layers.Layer):
 
     def __init__(self, obs_space, config, rng, **kwargs):
         super().__init__(**kwargs)
-        enc, dec = config.encoder, config.decoder
-        enc_keys = nets.select_keys(obs_space, enc.cnn_keys, enc.mlp_keys)
-        if not any(enc_keys):
-            raise ValueError(f'encoder.cnn_keys={enc.cnn_keys!r} and encoder.mlp_keys={enc.mlp_keys!r} match no '
-                             f'observation; the env observes {", ".join(_observed(obs_space))}')
-        dec_keys = nets.select_keys(obs_space, dec.cnn_keys, dec.mlp_keys)
-        self.encoder = nets.Encoder(*enc_keys, enc.depth, enc.act, enc.mlp_layers, enc.mlp_units,
-                                    enc.symlog_inputs, name='encoder')
         self.core = cores.make(config, rng)
-        self.decoder = nets.Decoder(obs_space, *dec_keys, dec.depth, dec.act, dec.mlp_layers, dec.mlp_units,
-                                    enc.symlog_inputs, name='decoder')
+        # A core may bring its own encoder and decoder (e.g. per-slot ones); else the world model's.
+        encoder, decoder = self.core.make_encoder(obs_space, config), self.core.make_decoder(obs_space, config)
+        self.encoder = encoder if encoder is not None else _encoder(obs_space, config.encoder)
+        self.decoder = decoder if decoder is not None else _decoder(obs_space, config)
         self.reward_head = nets.MLP(**config.reward_head, out=1, name='reward_head')
         self.cont_head = nets.MLP(**config.cont_head, out=1, name='cont_head') if config.pred_cont else None
         self._scales = dict(config.loss_scales)
@@ -113,6 +108,21 @@ class WorldModel(keras.layers.Layer):
         if self.cont_head is None:
             return self._discount * tf.ones(tf.shape(feat)[:-1])
         return self._discount * self.cont(feat).mean()
+
+
+def _encoder(obs_space, enc):
+    keys = nets.select_keys(obs_space, enc.cnn_keys, enc.mlp_keys)
+    if not any(keys):
+        raise ValueError(f'encoder.cnn_keys={enc.cnn_keys!r} and encoder.mlp_keys={enc.mlp_keys!r} match no '
+                         f'observation; the env observes {", ".join(_observed(obs_space))}')
+    return nets.Encoder(*keys, enc.depth, enc.act, enc.mlp_layers, enc.mlp_units, enc.symlog_inputs, name='encoder')
+
+
+def _decoder(obs_space, config):
+    dec = config.decoder
+    keys = nets.select_keys(obs_space, dec.cnn_keys, dec.mlp_keys)
+    return nets.Decoder(obs_space, *keys, dec.depth, dec.act, dec.mlp_layers, dec.mlp_units,
+                        config.encoder.symlog_inputs, name='decoder')
 
 
 def example_batch(agent, obs_space, shape, rng=None):
@@ -259,29 +269,31 @@ class ActorCritic(keras.layers.Layer):
 
 
 class Agent:
-    """Holds the networks, optimizers and random generator; checkpointing sees `variables`."""
+    """The world model and actor-critic with their optimizers and the compiled `train` and `policy`;
+    checkpointing sees `variables`. `learner` (vsg/learner.py, default: one from `config`) decides how
+    they are built and run."""
 
-    def __init__(self, obs_space, act_space, config):
-        keras.config.set_dtype_policy(config.precision)
+    def __init__(self, obs_space, act_space, config, learner=None):
+        learner = learner or Learner(config)
         self.config = config
         action = act_space['action']
         self.discrete = hasattr(action, 'n')
         self.act_dim = int(action.n) if self.discrete else int(action.shape[-1])
-        self.rng = tf.random.Generator.from_seed(config.seed)
-        self.wm = WorldModel(obs_space, config, self.rng, name='world_model')
-        self.ac = ActorCritic(self.act_dim, self.discrete, config, self.rng, name='actor_critic')
-        opt = lambda name, cfg: optim.Optimizer(name, **cfg, precision=config.precision)
-        self.model_opt = opt('model_opt', config.model_opt)
-        self.actor_opt = opt('actor_opt', config.actor_opt)
-        self.critic_opt = opt('critic_opt', config.critic_opt)
-        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='updates')
-        self._build(obs_space)
-        self.train = tf.function(self._train, jit_compile=config.jit)
-        self.policy = tf.function(self._policy, jit_compile=config.jit)
+        self.rng = learner.rng
+        with learner.scope():
+            self.wm = WorldModel(obs_space, config, self.rng, name='world_model')
+            self.ac = ActorCritic(self.act_dim, self.discrete, config, self.rng, name='actor_critic')
+            self.model_opt = learner.optimizer('model_opt', config.model_opt)
+            self.actor_opt = learner.optimizer('actor_opt', config.actor_opt)
+            self.critic_opt = learner.optimizer('critic_opt', config.critic_opt)
+            self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='updates')
+            self._build(obs_space)
+        self.train = learner.compile(self._train)
+        self.policy = learner.compile(self._policy)
         # The world model alone (vsg.screen); traced only if called.
-        self.train_world_model = tf.function(lambda data: self._train_world_model(data)[1], jit_compile=config.jit)
+        self.train_world_model = learner.compile(lambda data: self._train_world_model(data)[1])
         # Runs only at log time, so it is not worth an XLA compile; None without a decoded image.
-        self.video_prediction = tf.function(self.wm.video_prediction) if self.wm.decoder.image_keys else None
+        self.video_prediction = learner.compile(self.wm.video_prediction, jit=False) if self.wm.decoder.image_keys else None
 
     @property
     def variables(self):

@@ -105,12 +105,6 @@ def predicted_loop(train_ms, policy_ms, env_ms, train_every, action_repeat):
     return {'sequential': round(frames / sequential, 1), 'overlapped': round(frames / overlapped, 1)}
 
 
-def core_sizes(config):
-    if config.core == 'svsg':  # No deterministic path; gated Gaussian latents.
-        return {'stoch': config.svsg.stoch, 'hidden': config.svsg.hidden}
-    return {'deter': config.rssm.deter, 'stoch': config.rssm.stoch, 'discrete': config.rssm.discrete}
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     with_profile = '--profile' in argv  # Our flag; the rest are vsg.train's.
@@ -155,7 +149,7 @@ def main(argv=None):
         'argv': argv,
         'task': config.task, 'core': config.core, 'precision': config.precision, 'jit': config.jit,
         'sizes': {
-            'batch': [b, t], **core_sizes(config), 'cnn_depth': config.encoder.depth,
+            'batch': [b, t], **agent.wm.core.sizes, 'cnn_depth': config.encoder.depth,
             'mlp': [config.actor.layers, config.actor.units], 'imag_horizon': config.imag_horizon},
         'compile_s': round(compile_s, 2),
         'train_step_ms': round(train_ms, 1),

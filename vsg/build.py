@@ -60,10 +60,8 @@ def make_envs(config, count, seed):
 def make_agent(config, env, logdir=None):
     """Builds the agent and restores `logdir`'s checkpoint if there is one (None: a fresh agent);
     returns (agent, counters)."""
-    import tensorflow as tf
     from common import checkpoint
     from vsg.agent import Agent
-    tf.random.set_seed(config.seed)
     try:
         agent = Agent(env.obs_space, env.act_space, config)
     except ValueError as e:  # settings that do not fit together or fit this env, e.g. actor.init_std

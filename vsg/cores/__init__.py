@@ -1,5 +1,5 @@
-"""Registry of latent dynamics cores. Each core implements the interface of DESIGN.md §4
-(initial, observe, imagine, obs_step, img_step, get_feat, loss), so nothing else branches on it."""
+"""Registry of latent dynamics cores: name -> constructor from (config, rng). Each core is a
+vsg.cores.base.Core (docs/design.md, "The core interface"), so nothing else branches on it."""
 from vsg.cores.rssm import RSSM
 from vsg.cores.vsg import SVSG, VSG
 

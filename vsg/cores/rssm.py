@@ -1,4 +1,5 @@
-"""Recurrent state-space model (DreamerV2), discrete (`discrete > 0`) or Gaussian latents.
+"""Recurrent state-space model (DreamerV2), discrete (`discrete > 0`) or Gaussian latents: a Core
+(vsg/cores/base.py).
 
 State dict: `deter` [B, D], `stoch` [B, S, K] (one-hot) or [B, S], and the distribution stats
 that produced `stoch`: `logits` [B, S, K] or `mean`/`std` [B, S]. All state tensors are float32
@@ -13,6 +14,7 @@ import math
 import keras
 import tensorflow as tf
 
+from vsg.cores.base import Core
 from vsg.cores.cell import GatedCell, gated_update
 
 
@@ -20,7 +22,7 @@ def _dense(units, act=None):
     return keras.layers.Dense(units, activation=act)
 
 
-class RSSM(keras.layers.Layer):
+class RSSM(Core):
 
     _context = 'deter'  # The state entry the prior and posterior stats are computed from: h_t.
 
@@ -28,7 +30,7 @@ class RSSM(keras.layers.Layer):
         """`cell` defaults to DreamerV2's LayerNorm GRU (a GatedCell with the soft gate)."""
         super().__init__(**kwargs)
         self._rng = rng
-        self._deter, self._stoch, self._discrete = deter, stoch, discrete
+        self._deter, self._hidden, self._stoch, self._discrete = deter, hidden, stoch, discrete
         self._min_std = min_std
         self._kl_balance, self._kl_free = kl_balance, kl_free
         stats_size = stoch * discrete if discrete else 2 * stoch
@@ -43,25 +45,12 @@ class RSSM(keras.layers.Layer):
     def feat_size(self):
         return self._stoch * (self._discrete or 1) + self._deter
 
-    def initial(self, batch_size):
+    @property
+    def sizes(self):
+        return {'deter': self._deter, 'stoch': self._stoch, 'discrete': self._discrete}
+
+    def initial(self, batch_size, training=False):
         return {'deter': tf.zeros([batch_size, self._deter]), **self._initial_latent(batch_size)}
-
-    def observe(self, embed, action, is_first, state=None):
-        """Posterior and prior states over a [B, T] sequence."""
-        if state is None:
-            state = self.initial(tf.shape(action)[0])
-        inputs = [_time_major(x) for x in (action, embed, is_first)]
-
-        def step(carry, inp):
-            return self.obs_step(carry[0], *inp)
-
-        post, prior = tf.scan(step, inputs, (state, state))
-        return _batch_major(post), _batch_major(prior)
-
-    def imagine(self, action, state):
-        """Prior states for a [B, T] action sequence from a start state."""
-        prior = tf.scan(self.img_step, _time_major(action), state)
-        return _batch_major(prior)
 
     def obs_step(self, prev_state, prev_action, embed, is_first, sample=True):
         prev_state, prev_action = _reset(prev_state, prev_action, is_first, self.initial)
@@ -168,10 +157,3 @@ def _reset(state, action, is_first, initial):
 
 def _broadcast(mask, like):
     return tf.reshape(mask, [-1] + [1] * (len(like.shape) - 1))
-
-
-def _time_major(x):
-    return tf.nest.map_structure(lambda t: tf.transpose(t, [1, 0] + list(range(2, len(t.shape)))), x)
-
-
-_batch_major = _time_major  # Swapping the first two axes is its own inverse.

@@ -21,7 +21,7 @@ class VSG(RSSM):
         super().__init__(rng, deter, cell=GatedCell(deter, norm=cell_norm, rng=rng), **kwargs)
         self._gate_prior, self._gate_scale, self._gate_free = gate_prior, gate_scale, gate_free
 
-    def initial(self, batch_size):
+    def initial(self, batch_size, training=False):
         return {**super().initial(batch_size), **self._initial_gate(batch_size)}
 
     def loss(self, post, prior):
@@ -64,7 +64,11 @@ class SVSG(VSG):
     def feat_size(self):
         return self._stoch
 
-    def initial(self, batch_size):
+    @property
+    def sizes(self):
+        return {'stoch': self._stoch, 'hidden': self._hidden}
+
+    def initial(self, batch_size, training=False):
         cand = {'cand': tf.zeros([batch_size, self._stoch])}
         return {**cand, **self._initial_latent(batch_size), **self._initial_gate(batch_size)}
 
