@@ -2,7 +2,8 @@
 
 A top-down 2-D arena simulated with Chipmunk2D (pymunk) without gravity. The agent, a disc, pushes
 coloured shapes into a goal pocket cut into the right wall; brownian kite-shaped distractors may
-wander around and collide with everything. The agent sees a square window centred on itself.
+wander around and collide with everything. The image is partial: a square window centred on the
+agent. The state is full: every body wherever it is (see State below).
 
 World frame (pixels, y down as in the image): the arena floor is [0, width] x [0, length] with
 width = 800 * arena_scale and length = 700 * arena_scale, walled by 125 px on every side. The goal
@@ -26,6 +27,18 @@ phi = -(the distance from the agent to the nearest shape in play + the distances
 play to the goal's mouth) / arena width, so that an agent that has never scored still learns to
 reach and push shapes; being a difference of potentials it leaves the optimal policy unchanged
 (Ng et al. 1999). A scored shape adds nothing to phi: pushing it in earns shaping * its distance.
+
+State (envs.make(..., obs='state')): positions are divided by the arena's size, x by width and y
+by length, so that the floor is [0, 1]^2 (the goal pocket reaches x = 1 + 100 / width); velocities
+are divided by MAX_SPEED (1500 px/s, the cap of the driven bodies), so that they lie in about [-1, 1].
+Slots that hold no body are zeros. Orientations and the shapes' kinds and colours are left out.
+  agent_pos, agent_vel            2 each
+  shape_pos, shape_vel            2 * max_objects each: slot i is the episode's i-th shape
+  shape_present                   max_objects: 1 while that shape is in play, 0 once scored or when
+                                  variable_num_objects drew fewer shapes
+  goal                            2: the centre of the goal pocket
+  distractor_pos, distractor_vel  2 * max_distractors each; left out when max_distractors is 0
+  distractor_present              max_distractors, only with variable_num_distractors (else all are there)
 
 All randomness comes from one np.random.default_rng(seed): the same seed gives the same episodes
 bit for bit, and each reset() continues the stream.
@@ -163,11 +176,13 @@ class BBS:
         self._rng = np.random.default_rng(seed)
         self.space = self.agent = None
         self.objects, self.distractors = [], []  # The shapes still in play; the distractors.
+        self._shapes = []  # The episode's shapes in order, scored ones too: the state's slots.
         self._num_objects, self._steps, self._scored = 0, 0, 0
         self._expert_target = None
         self.obs_space = {**spaces.obs_space(), 'success': gym.spaces.Box(0, 1, (), bool),
                           'log_scored': gym.spaces.Box(0, self._max_objects, (), np.int32)}
         self.act_space = {'action': gym.spaces.Box(-1, 1, (2,), np.float32)}
+        self.state_space = self._state_space()
 
     # --- The env interface.
 
@@ -198,6 +213,7 @@ class BBS:
             angle = float(rng.uniform(0, 2 * math.pi))
             self.distractors.append(self._add_poly(KITE, DISTRACTOR_MASS, position, angle,
                                                    DISTRACTOR_COLOUR, 'kite', CAT_DISTRACTOR))
+        self._shapes = list(self.objects)
         self._num_objects, self._steps, self._scored = num_objects, 0, 0
         self._expert_target = None
         self._potential = self.potential()
@@ -232,6 +248,24 @@ class BBS:
             self._potential = potential
         done = bool(scored) and not self.objects
         return self._obs(reward, is_last=done, is_terminal=done)
+
+    def state(self):
+        """The full state (module docstring), scaled to O(1)."""
+        if self.space is None:
+            raise RuntimeError('bbs: call reset() before state().')
+        in_play = [thing if thing in self.objects else None for thing in self._shapes]
+        shape_pos, shape_vel = self._kinematics(in_play, self._max_objects)
+        present = np.zeros(self._max_objects)
+        present[:len(in_play)] = [thing is not None for thing in in_play]
+        agent_pos, agent_vel = self._kinematics([self.agent], 1)
+        goal = (self.width + GOAL_WIDTH / 2, self.goal_y + self.goal_height / 2)
+        state = {'agent_pos': agent_pos, 'agent_vel': agent_vel, 'shape_pos': shape_pos, 'shape_vel': shape_vel,
+                 'shape_present': present, 'goal': self._scaled(goal)}
+        if self._max_distractors:
+            state['distractor_pos'], state['distractor_vel'] = self._kinematics(self.distractors, self._max_distractors)
+            if self._variable_distractors:
+                state['distractor_present'] = np.arange(self._max_distractors) < len(self.distractors)
+        return spaces.state_vectors(state)
 
     def render(self, size):
         """The agent's view: the square of side 2 * agent_view_size centred on the agent, drawn at
@@ -311,6 +345,27 @@ class BBS:
         return np.array([direction / math.pi - 1, magnitude / MAX_FORCE * 2 - 1], np.float32).clip(-1, 1)
 
     # --- Internals.
+
+    def _state_space(self):
+        objects, distractors = self._max_objects, self._max_distractors
+        sizes = {'agent_pos': 2, 'agent_vel': 2, 'shape_pos': 2 * objects, 'shape_vel': 2 * objects,
+                 'shape_present': objects, 'goal': 2}
+        if distractors:  # A Box of no entries trips up some consumers: no keys rather than empty ones.
+            sizes.update(distractor_pos=2 * distractors, distractor_vel=2 * distractors)
+            if self._variable_distractors:
+                sizes['distractor_present'] = distractors
+        return {key: spaces.vector_space(size) for key, size in sizes.items()}
+
+    def _scaled(self, position):
+        return np.asarray(position, np.float64) / (self.width, self.length)
+
+    def _kinematics(self, things, slots):
+        """Scaled positions and velocities of `things` (None: an empty slot) in `slots` rows, zeros elsewhere."""
+        position, velocity = np.zeros((slots, 2)), np.zeros((slots, 2))
+        for row, thing in enumerate(things):
+            if thing is not None:
+                position[row], velocity[row] = self._scaled(thing.body.position), thing.body.velocity
+        return position, velocity / MAX_SPEED
 
     def _obs(self, reward, **flags):
         obs = spaces.obs(reward, **flags)

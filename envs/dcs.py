@@ -1,4 +1,4 @@
-"""Distracting Control Suite (Stone et al. 2021) from pixels: `dcs_<domain>_<task>`, e.g. dcs_cheetah_run.
+"""Distracting Control Suite (Stone et al. 2021): `dcs_<domain>_<task>`, e.g. dcs_cheetah_run.
 
 DMC (envs/dmc.py) with up to three distractions that change only what is drawn, never the physics:
 
@@ -20,7 +20,9 @@ DMC (envs/dmc.py) with up to three distractions that change only what is drawn, 
 Static distractions are resampled at each reset; dynamic ones move at every env step (frame).
 `difficulty` easy / medium / hard is scale 0.1 / 0.2 / 0.3, or give the scale in (0, 1]. All the
 distraction randomness comes from generators seeded by the env's seed apart from the task's own
-random state, so rewards and physics equal DMC's under the same seed and actions.
+random state, so rewards and physics equal DMC's under the same seed and actions. So does the state
+(envs.make(..., obs='state')): DMC's observation dict as vectors (envs/dmc.py), untouched by the
+distractions, which only a pixel agent sees.
 
 `python -m envs.dcs --out docs/dcs_frames.png` draws a strip of frames at each difficulty.
 """

@@ -1,5 +1,7 @@
 """DeepMind Control Suite: `dmc_<domain>_<task>`, e.g. dmc_walker_walk. Its frames from a camera, and
-its own observation dict as state vectors (`position`, `velocity`, ...; scalars as length-1 vectors)."""
+its own observation dict as state vectors (`position`, `velocity`, ...; scalars as length-1 vectors),
+in the suite's own units, unscaled: e.g. cartpole's position (3: cart x, cos and sin of the pole's
+angle) and velocity (2), walker's orientations (14), height (1) and velocity (9)."""
 
 import difflib
 
@@ -41,8 +43,8 @@ class DMC:
         self._camera = DEFAULT_CAMERAS.get(domain, 0) if camera < 0 else camera
         spec = self._env.action_spec()
         self.obs_space = spaces.obs_space()
-        self.state_space = {key: spaces.vector_space(np.size(value))
-                            for key, value in self._env.observation_spec().items()}
+        self.state_space = {key: spaces.vector_space(np.prod(spec.shape, dtype=int))
+                            for key, spec in self._env.observation_spec().items()}
         self._timestep = None
         self.act_space = {'action': gym.spaces.Box(
             np.broadcast_to(spec.minimum, spec.shape), np.broadcast_to(spec.maximum, spec.shape),

@@ -3,7 +3,7 @@
 Family: Reach (bring the gripper to the target sphere), Push (push the target block to the goal;
 the fingers stay closed) or Pick (grasp the target block and bring it to the goal, which is lifted
 into the air in half of the episodes). Rule: which colours the target and the k distractors get,
-from the 16 colours of PALETTE (the agent sees only pixels, so the rule is how it tells the target):
+from the 16 colours of PALETTE (from pixels, the rule is how the agent tells the target):
   Red        the target is pure red, each distractor any other palette colour;
   Reddest    k + 1 distinct colours; the target has the one closest to red (CIEDE2000);
   Odd        the target has colour a, every distractor colour b != a (k >= 2);
@@ -19,6 +19,18 @@ Actions are Box(-1, 1, (4,)): the first three move the mocap body that drags the
 STEP m each per env step (clipped to the workspace above the table), the fourth sets the fingers'
 opening from closed (-1) to fully open (+1); Push ignores it. An env step is SUBSTEPS physics steps
 of 2 ms. The scene is envs/fetch_model.py's MJCF, rendered by MuJoCo from the front camera.
+
+State (envs.make(..., obs='state')): world coordinates in metres (the table's centre is at (1.3,
+0.75), its top at z = 0.4) and velocities in m/s, unscaled since they are O(1) already; n = B + 1
+object slots for a task of up to B distractors, slot 0 the target (so the colour rule is moot in
+state mode), then the distractors. Slots of objects not in this episode are zeros.
+  gripper_pos, gripper_vel   3 each: the `grip` site between the fingertips
+  finger_width               1: the gap between the fingers' inner faces (Push: fixed at FINGER_GAP)
+  object_pos                 3 n: the objects' centres
+  goal                       3: where the target must go (Reach: the target sphere's centre)
+  object_vel, object_quat    Push and Pick only (Reach's spheres never move): 3 n linear velocities and
+                             4 n orientations as unit quaternions (w, x, y, z); zero quaternions in empty slots
+  object_present             n, only for <A>to<B> tasks: 1 for the objects of this episode, else 0
 
 All randomness comes from one np.random.default_rng(seed): the same seed gives the same episodes
 bit for bit, and each reset() continues the stream. Building and stepping the env is safe in a
@@ -196,6 +208,7 @@ class Fetch:
         self.colours, self.distractors = [], 0
         self.obs_space = {**spaces.obs_space(), 'success': gym.spaces.Box(0, 1, (), bool)}
         self.act_space = {'action': gym.spaces.Box(-1, 1, (4,), np.float32)}
+        self.state_space = {key: spaces.vector_space(np.size(value)) for key, value in self._state().items()}
 
     # --- The env interface.
 
@@ -252,6 +265,11 @@ class Fetch:
         renderer.update_scene(self.data, camera='front')
         return renderer.render().copy()
 
+    def state(self):
+        if not self._started:
+            raise RuntimeError('fetch: call reset() before state().')
+        return spaces.state_vectors(self._state())
+
     def close(self):
         for renderer in self._renderers.values():
             renderer.close()
@@ -298,6 +316,30 @@ class Fetch:
         obs = spaces.obs(reward, **flags)
         obs['success'] = self.success()
         return obs
+
+    def _state(self):
+        """The state (module docstring) as float64 arrays; its sizes are fixed per task, so that the
+        state space is read off the state of the freshly built model."""
+        slots = self._high + 1
+        present = np.arange(slots) < self.distractors + 1 if self._started else np.zeros(slots, bool)
+        objects = self._objects[:slots]
+        state = {'gripper_pos': self.grip, 'gripper_vel': self._velocity(mujoco.mjtObj.mjOBJ_SITE, self._grip),
+                 'finger_width': scene.FINGER_GAP + self.finger_opening().sum(),
+                 'object_pos': self.data.xpos[objects] * present[:, None],
+                 'goal': self.goal}
+        if self.family != 'Reach':
+            state['object_vel'] = np.array([self._velocity(mujoco.mjtObj.mjOBJ_BODY, body) for body in objects])
+            state['object_vel'] *= present[:, None]
+            state['object_quat'] = self.data.xquat[objects] * present[:, None]
+        if self._low < self._high:
+            state['object_present'] = present
+        return state
+
+    def _velocity(self, kind, index):
+        """Linear velocity in the world frame of a site or body, from the last forward pass (as the positions)."""
+        velocity = np.zeros(6)  # Rotational, then linear.
+        mujoco.mj_objectVelocity(self.model, self.data, kind, index, velocity, 0)
+        return velocity[3:]
 
     # --- Layouts.
 

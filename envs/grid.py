@@ -1,4 +1,4 @@
-"""A gridworld from pixels in plain numpy: `grid_reach` and `grid_collect`.
+"""A gridworld in plain numpy: `grid_reach` and `grid_collect`.
 
 The agent (a white cell) moves on a `side` x `side` grid with five discrete actions (stay, up,
 down, left, right; a move into the wall stays) towards a target (a red cell), both placed at random
@@ -7,6 +7,9 @@ collect: reward 1 on the target, which then moves to another random cell; only t
 an episode. It needs no physics engine and steps in microseconds: a quick check of a discrete-action
 agent (use `--env.action_repeat 1`: one move per agent step). `expert_action()` walks straight to the
 target, rows first (a data policy for vsg.collect).
+
+The image shows the whole grid. The state (envs.make(..., obs='state')) is the two cells, each a
+vector of 2, (row, column) divided by side - 1 so that both lie in [0, 1]: `agent` and `target`.
 """
 
 import gymnasium as gym
@@ -32,6 +35,7 @@ class Grid:
         self._rng = np.random.default_rng(seed)
         self._agent = self._target = None
         self.obs_space = spaces.obs_space()
+        self.state_space = {'agent': spaces.vector_space(2), 'target': spaces.vector_space(2)}
         self.act_space = {'action': gym.spaces.Discrete(len(MOVES))}
 
     def reset(self):
@@ -53,6 +57,10 @@ class Grid:
         row, col = self._target - self._agent
         index = (1 if row < 0 else 2) if row else (3 if col < 0 else 4) if col else 0
         return np.eye(len(MOVES), dtype=np.float32)[index]
+
+    def state(self):
+        return spaces.state_vectors({'agent': self._agent / (self._side - 1),
+                                     'target': self._target / (self._side - 1)})
 
     def render(self, size):
         cells = np.empty((self._side, self._side, 3), np.uint8)

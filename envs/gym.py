@@ -1,6 +1,10 @@
-"""Any installed gymnasium env that renders `rgb_array` frames, from pixels: `gym_<EnvId>`, e.g.
-gym_CartPole-v1. The agent sees the rendered frames (resized by envs.make), never the env's own
-observation; `terminated` is a terminal state, `terminated or truncated` ends the episode.
+"""Any installed gymnasium env that renders `rgb_array` frames: `gym_<EnvId>`, e.g. gym_CartPole-v1.
+`terminated` is a terminal state, `terminated or truncated` ends the episode.
+
+The image is the rendered frame (resized by envs.make). The state is the env's own observation as
+one float32 vector `vector`, flattened as gymnasium.spaces.flatten does (a Discrete observation as a
+one-hot vector, MultiDiscrete as one-hot vectors end to end), unscaled. Envs whose observation is a
+Dict, Tuple or another nested space work from pixels only: asking for their state is a ValueError.
 """
 
 import os
@@ -12,6 +16,10 @@ os.environ.setdefault('SDL_VIDEODRIVER', 'dummy')
 import gymnasium  # noqa: E402
 
 from envs import spaces  # noqa: E402
+
+# Observation spaces that flatten into one vector (gymnasium.spaces.flatten).
+FLAT_SPACES = (gymnasium.spaces.Box, gymnasium.spaces.Discrete, gymnasium.spaces.MultiBinary,
+               gymnasium.spaces.MultiDiscrete)
 
 
 class Gym:
@@ -27,21 +35,36 @@ class Gym:
         if 'rgb_array' not in self._env.metadata.get('render_modes', ()):
             self._env.close()
             raise ValueError(f"gymnasium env 'gym_{task}' does not render rgb_array frames.")
+        self._task = task
         self._seed = seed  # Seeds the first reset; later resets continue its random stream.
+        self._observation = None  # The env's own, of the current step.
         self.obs_space = spaces.obs_space()
         self.act_space = {'action': self._env.action_space}
 
+    @property
+    def state_space(self):
+        """Checked only when asked for (state mode), so that pixels work whatever the observation space."""
+        space = self._env.observation_space
+        if not isinstance(space, FLAT_SPACES):
+            raise ValueError(f"gym_{self._task} has the observation space {' '.join(str(space).split())}, which has "
+                             "no state vector (Box, Discrete, MultiBinary or MultiDiscrete only); use obs='pixels'.")
+        return {'vector': spaces.vector_space(gymnasium.spaces.flatdim(space))}
+
     def reset(self):
-        self._env.reset(seed=self._seed)
+        self._observation, _ = self._env.reset(seed=self._seed)
         self._seed = None
         return spaces.obs(is_first=True)
 
     def step(self, action):
-        _, reward, terminated, truncated, _ = self._env.step(action)
+        self._observation, reward, terminated, truncated, _ = self._env.step(action)
         return spaces.obs(reward, is_last=terminated or truncated, is_terminal=terminated)
 
+    def state(self):
+        vector = gymnasium.spaces.flatten(self._env.observation_space, self._observation)
+        return spaces.state_vectors({'vector': vector})
+
     def render(self, size):
-        return self._env.render()  # At the env's own size: the RenderImage wrapper resizes it.
+        return self._env.render()  # At the env's own size: the Observe wrapper resizes it.
 
     def close(self):
         self._env.close()

@@ -12,7 +12,10 @@ import types
 class ProcessEnv:
     """Same API as the env it wraps; reset() and step() also take blocking=False, which sends the
     request and returns a zero-argument callable that waits for the obs, so a driver can step
-    many workers at once."""
+    many workers at once. `nonblocking = True` says so to code that must not import this package
+    (common.driver checks it instead of the class)."""
+
+    nonblocking = True
 
     def __init__(self, constructor, name):
         self._name = name

@@ -420,3 +420,69 @@ def test_show_imports_no_tensorflow():
                             cwd=str(__import__('pathlib').Path(__file__).resolve().parents[1]))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == 'False'
+
+
+def test_state_space_keys_and_sizes_follow_the_settings():
+    sizes = lambda **settings: {key: space.shape[0] for key, space in BBS('sparse', **settings).state_space.items()}
+    assert sizes(max_objects=3) == {'agent_pos': 2, 'agent_vel': 2, 'shape_pos': 6, 'shape_vel': 6, 'shape_present': 3,
+                                    'goal': 2}
+    assert sizes(max_objects=2, max_distractors=4) == {**sizes(max_objects=2), 'distractor_pos': 8, 'distractor_vel': 8}
+    assert sizes(max_distractors=4, variable_num_distractors=True)['distractor_present'] == 4
+    env = envs.make('bbs_sparse', obs='state', max_objects=2, **FAST)
+    assert 'image' not in env.obs_space and env.obs_space.keys() == {*sizes(max_objects=2), 'reward', 'is_first',
+                                                                     'is_last', 'is_terminal', 'success', 'log_scored'}
+
+
+def test_state_holds_every_body_scaled_by_the_arena_even_outside_the_view():
+    env = raw(max_objects=3, max_distractors=2, variable_num_distractors=True, arena_scale=1.5, seed=2)
+    env.step(random_actions(1)[0])
+    state = env.state()
+    size = np.array([env.width, env.length])
+    np.testing.assert_allclose(state['agent_pos'], np.array(env.agent.body.position) / size, rtol=1e-6)
+    np.testing.assert_allclose(state['agent_vel'], np.array(env.agent.body.velocity) / bbs.MAX_SPEED, rtol=1e-6)
+    shapes = np.array([thing.body.position for thing in env.objects]) / size
+    np.testing.assert_allclose(state['shape_pos'].reshape(3, 2), shapes, rtol=1e-6)
+    assert state['shape_present'].tolist() == [1, 1, 1] and np.all((shapes > 0) & (shapes < 1))
+    distractors = len(env.distractors)
+    assert state['distractor_present'].tolist() == [1] * distractors + [0] * (2 - distractors)
+    assert not state['distractor_pos'][2 * distractors:].any()
+    np.testing.assert_allclose(state['goal'], [(env.width + 50) / env.width, 0.5], rtol=1e-6)
+    goals = [raw(variable_goal_position=True, seed=seed).state()['goal'] for seed in (0, 1)]
+    assert goals[0][0] == goals[1][0] and goals[0][1] != goals[1][1]  # Along the right wall.
+    place(env.agent, 60, 60)
+    place(env.objects[2], env.width - 60, env.length - 60)  # Far outside the agent's view.
+    corner = [(env.width - 60) / env.width, (env.length - 60) / env.length]
+    np.testing.assert_allclose(env.state()['shape_pos'][4:], corner, rtol=1e-6)
+
+
+@pytest.mark.parametrize('action, direction', [([-1, 1], (1, 0)), ([-0.5, 1], (0, 1)), ([0, 1], (-1, 0)),
+                                               ([0.5, 1], (0, -1))])
+def test_state_agent_moves_in_the_direction_of_the_push(action, direction):
+    env = envs.make('bbs_sparse', obs='state', max_objects=1, **FAST)
+    first = env.reset()
+    obs = env.step(np.array(action, np.float32))
+    moved, velocity = obs['agent_pos'] - first['agent_pos'], obs['agent_vel']
+    assert first['agent_vel'].tolist() == [0, 0]
+    for vector in (moved, velocity):
+        assert vector @ np.array(direction) > 0.9 * np.linalg.norm(vector) > 0
+
+
+def test_state_slot_of_a_scored_shape_turns_to_zeros():
+    env = raw('sparse', max_objects=3)
+    second = env.objects[1]
+    place(env.agent, 400, 600)
+    place(second, *in_goal(env))
+    before = env.state()
+    assert env.step(STILL)['reward'] == 1
+    after = env.state()
+    assert before['shape_present'].tolist() == [1, 1, 1] and after['shape_present'].tolist() == [1, 0, 1]
+    assert after['shape_pos'][2:4].tolist() == [0, 0] and after['shape_vel'][2:4].tolist() == [0, 0]
+    np.testing.assert_allclose(after['shape_pos'][[0, 1, 4, 5]], before['shape_pos'][[0, 1, 4, 5]], atol=1e-3)
+    fewer = BBS('sparse', seed=0, max_objects=3, variable_num_objects=True)
+    counts = set()
+    for _ in range(20):
+        fewer.reset()
+        present = fewer.state()['shape_present']
+        counts.add(int(present.sum()))
+        assert sorted(present, reverse=True) == present.tolist()  # Absent shapes take the last slots.
+    assert counts == {1, 2, 3}

@@ -68,6 +68,36 @@ def test_rewards_and_physics_equal_dmc_under_every_distraction(tmp_path):
         assert pixel_change > 1.0, (task, settings, pixel_change)  # Mean abs difference in 0..255.
 
 
+def test_state_equals_dmc_state_step_by_step_with_or_without_rendering(tmp_path):
+    # Two episodes of each (the second continues the seed's stream); both renders every agent step.
+    results = run_fresh(tmp_path, """
+        def states(name, obs, **settings):
+            env = envs.make(name, seed=4, size=(16, 16), action_repeat=2, time_limit=60, obs=obs, parallel=False,
+                            **settings)
+            dims = env.act_space['action'].shape[0]
+            actions = np.random.default_rng(2).uniform(-1, 1, (30, dims)).astype(np.float32)
+            keys, sequence = sorted(key for key, space in env.obs_space.items() if len(space.shape) == 1), []
+            for episode in range(2):
+                obs = env.reset()
+                sequence.append({key: obs[key].tolist() for key in keys})
+                for action in actions:
+                    obs = env.step(action)
+                    sequence.append({key: obs[key].tolist() for key in keys})
+            env.close()
+            return sequence
+
+        hard = dict(difficulty='hard', dynamic=True, distractions=['all'])
+        results = {}
+        for task, modes in (('cartpole_balance', ('state', 'both')), ('walker_walk', ('state',))):
+            plain = states('dmc_' + task, 'state')
+            same = [states('dcs_' + task, obs, **hard) == plain for obs in modes]
+            results[task] = [len(plain), sorted(plain[0]), *same]
+        report(results)
+    """)
+    assert results == {'cartpole_balance': [62, ['position', 'velocity'], True, True],
+                       'walker_walk': [62, ['height', 'orientations', 'velocity'], True]}
+
+
 def test_static_distractions_hold_per_episode_and_dynamic_ones_move_every_step(tmp_path):
     result = run_fresh(tmp_path, """
         from envs.dcs import DCS
@@ -251,11 +281,11 @@ def test_frame_strip_entry_point_writes_a_png(tmp_path):
 def test_config_block_holds_every_setting():
     config = config_lib.load(['--env.dcs.difficulty', 'hard', '--env.dcs.distractions', 'camera,color',
                               '--env.dcs.background_split', 'val'])
-    assert set(config.env.dcs) == set(envs.SUITES['dcs'][1])
+    assert set(config.env.dcs) == {*envs.SUITES['dcs'][1], 'obs'}  # obs: envs.make's own argument.
     assert config.env.dcs.difficulty == 'hard' and tuple(config.env.dcs.distractions) == ('camera', 'color')
     assert config.env.dcs.background_split == 'val'
     assert dict(config_lib.load([]).env.dcs) == {
-        'difficulty': 'easy', 'dynamic': False, 'distractions': ('all',), 'background_dir': '',
+        'obs': 'pixels', 'difficulty': 'easy', 'dynamic': False, 'distractions': ('all',), 'background_dir': '',
         'background_split': 'all', 'camera': -1}
 
 

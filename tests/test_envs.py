@@ -1,5 +1,6 @@
 """Tests of envs/: spaces, seeding, time limit, action mapping, suites and their settings, the
-gymnasium registration, worker processes, render guard (the wrappers alone: test_wrappers.py).
+gymnasium registration, worker processes, render guard, the grid's and gym's state vectors (the
+wrappers alone: test_wrappers.py; state mode across suites: test_state_obs.py).
 
 Other test modules import TensorFlow into this pytest process, so every env here renders in a
 spawned worker (the default), as in training, except the gridworld, which draws with numpy;
@@ -334,3 +335,40 @@ def test_worker_does_not_rerun_the_trainers_main_module(tmp_path):
         env.close()
     """)
     assert stdout == '(32, 32, 3)'
+
+
+def test_grid_state_is_the_drawn_cells_scaled_to_the_unit_square():
+    env = envs.make('grid_collect', obs='both', time_limit=30, **GRID)
+    assert {key: env.obs_space[key].shape for key in ('agent', 'target')} == {'agent': (2,), 'target': (2,)}
+    episode = [env.reset()]
+    while not episode[-1]['is_last']:
+        episode.append(env.step(env.expert_action()))
+    assert len(episode) == 31 and sum(float(obs['reward']) for obs in episode) >= 5
+    for obs in episode:
+        agent, target = grid_cells(obs['image'])
+        np.testing.assert_array_equal(obs['agent'] * 3, agent)  # side 4: cells 0..3 scale to 0..1.
+        np.testing.assert_array_equal(obs['target'] * 3, target)
+        assert obs['agent'].dtype == obs['target'].dtype == np.float32
+
+
+def test_gym_state_is_the_envs_own_observation_flattened():
+    import gymnasium
+    env = envs.make('gym_CartPole-v1', seed=5, obs='state', action_repeat=1, parallel=False)
+    plain = gymnasium.make('CartPole-v1')
+    assert env.obs_space['vector'].shape == (4,) and 'image' not in env.obs_space
+    np.testing.assert_array_equal(env.reset()['vector'], plain.reset(seed=5)[0])
+    for index in (0, 1, 1, 0):
+        np.testing.assert_array_equal(env.step(np.eye(2, dtype=np.float32)[index])['vector'], plain.step(index)[0])
+    # A Discrete observation is a one-hot vector: FrozenLake's cell, 0 at the start.
+    lake = envs.make('gym_FrozenLake-v1', obs='state', action_repeat=1, parallel=False)
+    assert lake.obs_space['vector'].shape == (16,) and lake.reset()['vector'].tolist() == [1] + [0] * 15
+
+
+def test_gym_state_of_a_nested_observation_space_is_refused_but_pixels_work():
+    pixels = envs.make('gym_Blackjack-v1', obs='pixels', size=(16, 16), parallel=False)
+    assert pixels.reset()['image'].shape == (16, 16, 3)
+    for parallel in (False, True):
+        with pytest.raises(ValueError, match=r'gym_Blackjack-v1 has the observation space Tuple\(Discrete\(32\), '
+                                             r".*no state vector.*use obs='pixels'") as error:
+            envs.make('gym_Blackjack-v1', obs='state', parallel=parallel)
+        assert '\n' not in str(error.value)

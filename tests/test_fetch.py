@@ -361,6 +361,69 @@ def test_the_expert_picks_a_block_up_and_carries_it_to_a_goal_in_the_air():
         assert max(heights) > 0.6 and env.success(), seed  # Lifted off the table by friction alone.
 
 
+# --- State observations (no rendering: safe in this process).
+
+def test_state_keys_and_sizes_per_family_and_distractor_range():
+    sizes = lambda task: {key: space.shape[0] for key, space in Fetch(task).state_space.items()}
+    reach = {'gripper_pos': 3, 'gripper_vel': 3, 'finger_width': 1, 'object_pos': 15, 'goal': 3}
+    assert sizes('ReachRed_4Distractors_Dense') == reach
+    assert sizes('ReachRed_0to4Distractors_Dense') == {**reach, 'object_present': 5}
+    assert sizes('PushOdd_2Distractors_Sparse') == {**reach, 'object_pos': 9, 'object_vel': 9, 'object_quat': 12}
+    assert sizes('PickRed_0to1Distractors_Dense') == {**reach, 'object_pos': 6, 'object_vel': 6, 'object_quat': 8,
+                                                      'object_present': 2}
+
+
+def test_state_reads_the_grip_objects_and_goal_and_zeros_absent_slots():
+    env = Fetch('PickRed_1to3Distractors_Dense', seed=2)
+    for _ in range(6):
+        env.reset()
+        for action in np.random.default_rng(0).uniform(-1, 1, (3, 4)):
+            env.step(action)
+        state, count = env.state(), env.distractors + 1
+        np.testing.assert_allclose(state['gripper_pos'], env.grip, rtol=1e-6)
+        np.testing.assert_allclose(state['goal'], env.goal, rtol=1e-6)
+        positions = state['object_pos'].reshape(4, 3)
+        np.testing.assert_allclose(positions[:count], [env.position(i) for i in range(count)], rtol=1e-6)
+        assert state['object_present'].tolist() == [1] * count + [0] * (4 - count)
+        for key, width in (('object_pos', 3), ('object_vel', 3), ('object_quat', 4)):
+            assert not state[key].reshape(4, width)[count:].any(), key
+        np.testing.assert_allclose(np.linalg.norm(state['object_quat'].reshape(4, 4)[:count], axis=1), 1, rtol=1e-5)
+    reach = raw('ReachRed_0Distractors_Dense', 1).state()
+    assert reach['goal'].tolist() == reach['object_pos'].tolist()  # Reach's goal is the target sphere.
+
+
+def test_state_tracks_the_gripper_the_fingers_and_a_pushed_block():
+    env = raw('PickRed_0Distractors_Dense')
+    start = env.state()
+    assert start['gripper_vel'].tolist() == [0, 0, 0]
+    assert start['finger_width'][0] == pytest.approx(scene.FINGER_GAP, abs=1e-6)
+    for _ in range(3):
+        env.step(np.array([1, 0, 0, 1]))  # +x, fingers opening.
+    moved = env.state()
+    shift = moved['gripper_pos'] - start['gripper_pos']
+    assert shift[0] > 0.1 and np.all(np.abs(shift[1:]) < 0.01) and moved['gripper_vel'][0] > 0.1
+    assert moved['finger_width'][0] > scene.FINGER_GAP + scene.FINGER_TRAVEL  # Both fingers open.
+    push = raw('PushRed_0Distractors_Dense', 3)
+    block = push.position(0)
+    place_hand(push, block + np.array([-0.1, 0, 0.01]))  # Behind the block along x, at its height.
+    forward(push)
+    for _ in range(4):
+        push.step(np.array([0.6, 0, 0, -1]))
+    state = push.state()
+    assert state['object_pos'][0] > block[0] + 0.01 and state['object_vel'][0] > 0.05  # Pushed along +x.
+
+
+def test_state_mode_through_make_never_renders(monkeypatch):
+    def cannot_render(self, size):
+        raise AssertionError('state mode rendered')
+    monkeypatch.setattr(Fetch, 'render', cannot_render)
+    env = envs.make('fetch_ReachRed_0to4Distractors_Dense', obs='state', parallel=False, time_limit=fetch.FRAMES['Reach'])
+    obs = env.reset()
+    assert 'image' not in obs and obs['object_present'].sum() == env.distractors + 1
+    steps = [env.step(np.array([1, 0, 0, -1], np.float32)) for _ in range(3)]
+    assert steps[-1]['gripper_pos'][0] > obs['gripper_pos'][0] + 0.2  # Two frames of 0.05 m per agent step.
+
+
 # --- Rendering, gymnasium, command line (fresh processes).
 
 def test_gymnasium_check_env_rendering_and_the_command_line_without_tensorflow(tmp_path):

@@ -122,3 +122,66 @@ def test_image_is_rendered_and_resized_to_size():
 def test_other_action_spaces_are_refused():
     with pytest.raises(ValueError, match='not supported'):
         make(gymnasium.spaces.MultiDiscrete([2, 2]))
+
+
+class StateSuite(ScriptedSuite):
+    """A ScriptedSuite that offers its frame number as state and cannot render."""
+
+    def __init__(self, length=5):
+        super().__init__(BOX, length)
+        self.state_space = {'frame': spaces.vector_space(1), 'twice': spaces.vector_space(2)}
+        self.reads = 0
+
+    def state(self):
+        self.reads += 1
+        return spaces.state_vectors({'frame': self.frame, 'twice': [2 * self.frame, -2 * self.frame]})
+
+    def render(self, size):
+        raise RuntimeError('this suite cannot render')
+
+
+def test_state_mode_adds_the_state_vectors_once_per_agent_step_and_never_renders():
+    suite = StateSuite()
+    env = wrappers.wrap(suite, (8, 12), 2, 100, obs='state')
+    assert env.obs_space.keys() == {'frame', 'twice', *spaces.obs_space()}
+    assert env.obs_space['twice'] == gymnasium.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+    episode = [env.reset()] + [env.step(np.zeros(2, np.float32)) for _ in range(2)]
+    for obs in episode:
+        assert obs.keys() == env.obs_space.keys()
+        for key in suite.state_space:
+            assert obs[key].dtype == np.float32 and obs[key] in env.obs_space[key], key
+    assert [obs['twice'].tolist() for obs in episode] == [[0, 0], [4, -4], [8, -8]]  # Read after the repeat.
+    assert suite.reads == 3 and suite.renders == 0
+
+
+def test_both_mode_adds_the_image_and_the_state():
+    suite = ScriptedSuite(BOX)
+    suite.state_space = {'frame': spaces.vector_space(1)}
+    suite.state = lambda: {'frame': np.array([suite.frame], np.float32)}
+    env = wrappers.wrap(suite, (2, 3), 1, 100, obs='both')
+    assert env.obs_space.keys() == {'image', 'frame', *spaces.obs_space()}
+    env.reset()
+    obs = env.step(np.zeros(2, np.float32))
+    assert obs['image'].shape == (2, 3, 3) and np.all(obs['image'] == 1) and obs['frame'].tolist() == [1]
+
+
+def test_pixels_mode_never_reads_the_state_and_needs_no_state_space():
+    suite = ScriptedSuite(BOX)  # No state_space, no state(): pixels alone must not ask for them.
+    env = wrappers.wrap(suite, (2, 3), 1, 100, obs='pixels')
+    assert env.obs_space.keys() == {'image', *spaces.obs_space()}
+    assert env.reset().keys() == env.obs_space.keys()
+
+
+@pytest.mark.parametrize('obs', ['bad', 'image', None, 'State'])
+def test_unknown_obs_mode_is_a_one_line_error_naming_the_modes(obs):
+    with pytest.raises(ValueError, match=r'choose one of pixels, state, both') as error:
+        wrappers.wrap(StateSuite(), (2, 3), 1, 100, obs=obs)
+    assert '\n' not in str(error.value) and repr(obs) in str(error.value)
+
+
+def test_state_keys_that_collide_with_obs_keys_are_refused():
+    suite = StateSuite()
+    suite.state_space = {'reward': spaces.vector_space(1), 'image': spaces.vector_space(1)}
+    with pytest.raises(ValueError, match='state keys image, reward collide') as error:
+        wrappers.wrap(suite, (2, 3), 1, 100, obs='state')
+    assert '\n' not in str(error.value)
