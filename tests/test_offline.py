@@ -294,7 +294,25 @@ def test_windows_stack_frames_inside_episodes_and_align_actions():
     train, test = data.split(5, 0.2, seed=0)
     assert len(test) == 1 and sorted([*train, *test]) == list(range(5))
     with pytest.raises(data.DataError, match='unknown representation'):
-        data.representation('slots')
+        data.check_representation('slots')
+
+
+def test_representations_find_their_keys_by_shape_not_by_name():
+    steps = 3
+    episode = {'frames': np.zeros((steps, 64, 64, 3), np.uint8), 'position': np.ones((steps, 3), np.float32),
+               'velocity': np.full((steps, 2), 2, np.float32), 'action': np.zeros((steps, 1), np.float32),
+               'reward': np.zeros(steps, np.float32), 'is_first': np.eye(1, steps, dtype=bool)[0],
+               'log_scored': np.zeros((steps, 1), np.int32)}
+    pixels = data.representation('pixels', episode)
+    assert (pixels.kind, pixels.keys) == ('image', ('frames',)) and pixels.convert(episode).shape == (steps, 64, 64, 3)
+    state = data.representation('state', episode)
+    assert (state.kind, state.keys) == ('vector', ('position', 'velocity'))  # not the action, not integers
+    np.testing.assert_array_equal(state.convert(episode)[0], [1, 1, 1, 2, 2])
+    without_frames = {key: value for key, value in episode.items() if key != 'frames'}
+    with pytest.raises(data.DataError, match="no image observations for representation 'pixels'"):
+        data.representation('pixels', without_frames)
+    with pytest.raises(data.DataError, match="lacks 'frames'"):  # a later episode of another env
+        data.Dataset([episode, without_frames], ['a.npz', 'b.npz'], 'pixels')
 
 
 def test_dataset_json_gives_the_env_and_a_corrupt_one_is_a_data_error(tmp_path):
@@ -387,9 +405,9 @@ def test_lapo_alone_runs_on_action_free_episodes(tmp_path):
     ([], '--offline.data is required'),
     (['--offline.data', 'no/such/dir'], 'data directory no/such/dir does not exist'),
     (['--offline.data', 'EMPTY'], 'holds no episode .npz files'),
-    (['--offline.data', 'NOIMAGE'], "lacks 'image'"),
-    (['--offline.data', 'NOIMAGE', '--offline.stage', 'probe'], "lacks 'image'"),
-    (['--offline.repr', 'slots', '--offline.data', 'EMPTY'], "unknown representation 'slots'; known: pixels"),
+    (['--offline.data', 'NOIMAGE'], "the data holds no image observations for representation 'pixels'"),
+    (['--offline.data', 'NOIMAGE', '--offline.stage', 'probe'], "the data holds no image observations"),
+    (['--offline.repr', 'slots', '--offline.data', 'EMPTY'], "unknown representation 'slots'; known: pixels, state"),
     (['--offline.lapo.latent', 'gumbel', '--offline.data', 'EMPTY'], "offline.lapo.latent='gumbel' is not allowed"),
     (['--offline.lapo.kl_free', '-1', '--offline.data', 'EMPTY'], 'offline.lapo.kl_free=-1.0 must be at least 0'),
     (['--offline.lapo.fdm', 'resnet', '--offline.data', 'EMPTY'],

@@ -3,7 +3,7 @@ train/held-out split by episodes, and the (o_t, o_{t+k}) windows of LAPO.
 
 A representation maps an episode's (or a batch of live observations') arrays to the model's input
 per step. `image` ones are uint8 [H, W, C] read by conv nets; `vector` ones are float [F] read by MLPs.
-New ones (object slots, slot-masked pixels) register here under a name for `offline.repr`.
+A representation finds its keys in the data by their shapes (frames, state vectors), never by name.
 """
 import dataclasses
 import pathlib
@@ -20,20 +20,49 @@ class DataError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Representation:
-    keys: tuple          # the episode keys it reads
+    name: str
     kind: str            # 'image' or 'vector'
-    convert: Callable    # {key: array [..., per step]} -> array [..., *shape]
+    keys: tuple          # the episode keys it reads, found in the data
+
+    def convert(self, data):
+        """{key: array [..., per step]} (an episode, or a batch of live observations) -> [..., *shape]:
+        the frames of an image representation, its keys concatenated for a vector one."""
+        if self.kind == 'image':
+            return data[self.keys[0]]
+        return np.concatenate([np.asarray(data[key], np.float32) for key in self.keys], -1)
 
 
-REPRESENTATIONS = {
-    'pixels': Representation(('image',), 'image', lambda data: data['image']),
-}
+def _frames(example):
+    """The first uint8 [H, W, C] per-step key: what an episode's video shows."""
+    return [key for key, value in example.items() if value.ndim == 4 and value.dtype == np.uint8][:1]
 
 
-def representation(name):
+def _state(example):
+    """Every float vector per step besides the action: the suite's state keys, sorted."""
+    return sorted(key for key, value in example.items()
+                  if value.ndim == 2 and key != 'action' and np.issubdtype(value.dtype, np.floating))
+
+
+# name -> (kind, the keys it reads from an example episode). New ones (object slots, slot-masked
+# pixels) register here under a name for `offline.repr`.
+REPRESENTATIONS = {'pixels': ('image', _frames), 'state': ('vector', _state)}
+
+
+def check_representation(name):
     if name not in REPRESENTATIONS:
         raise DataError(f"unknown representation {name!r}; known: {', '.join(REPRESENTATIONS)}")
-    return REPRESENTATIONS[name]
+
+
+def representation(name, example):
+    """`name`'s representation of episodes like `example` (per-step arrays [L, ...])."""
+    check_representation(name)
+    kind, pick = REPRESENTATIONS[name]
+    keys = tuple(pick(example))
+    if not keys:
+        held = ', '.join(f'{key} {value.shape[1:]}' for key, value in example.items())
+        raise DataError(f'the data holds no {kind} observations for representation {name!r} (it holds {held}); '
+                        f"collect with --env.<suite>.obs {'pixels' if kind == 'image' else 'state'} or both")
+    return Representation(name, kind, keys)
 
 
 def load_episodes(directory, keys):
@@ -84,7 +113,12 @@ class Dataset:
     exists for the steps that are not their episode's last."""
 
     def __init__(self, episodes, names, repr_name, frame_stack=1):
-        self.repr = representation(repr_name)
+        self.repr = representation(repr_name, episodes[0])
+        for name, episode in zip(names, episodes):
+            try:
+                episodes_lib.check(episode, self.repr.keys, f'episode {name}')
+            except episodes_lib.EpisodeError as e:  # episodes of another env than the first one's
+                raise DataError(str(e)) from None
         self.names = names
         self.frame_stack = frame_stack
         self.inputs = np.concatenate([np.asarray(self.repr.convert(ep)) for ep in episodes])

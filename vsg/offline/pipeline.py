@@ -37,7 +37,7 @@ def check(config):
         raise StageError(f"offline.stage={cfg.stage!r} is not allowed; choose one of {', '.join(STAGES)}, all")
     if not cfg.data:
         raise StageError('--offline.data is required: a directory of episode .npz files (vsg.collect writes one)')
-    data.representation(cfg.repr)
+    data.check_representation(cfg.repr)
     if cfg.lapo.latent not in LATENTS:
         raise StageError(f"offline.lapo.latent={cfg.lapo.latent!r} is not allowed; choose one of {', '.join(LATENTS)}")
     if cfg.lapo.fdm not in FDMS:
@@ -68,8 +68,7 @@ class Run:
         self.config, self.cfg = config, config.offline
         self.logdir = pathlib.Path(config.logdir).expanduser()
         # Only the probes need true actions, so the lapo stage alone runs on action-free episodes.
-        keys = [*data.representation(self.cfg.repr).keys, *(['action'] if self.cfg.stage != 'lapo' else [])]
-        episodes, names = data.load_episodes(self.cfg.data, keys)
+        episodes, names = data.load_episodes(self.cfg.data, ['action'] if self.cfg.stage != 'lapo' else [])
         self.data = data.Dataset(episodes, names, self.cfg.repr, self.cfg.frame_stack)
         self.train_eps, self.test_eps = data.split(self.data.num_episodes, self.cfg.test_fraction, config.seed)
         self.action_size = None if self.data.actions is None else self.data.actions.shape[-1]
