@@ -37,6 +37,35 @@ def parse(argv, need_logdir=True):
     return config
 
 
+def observation_settings(config):
+    """The settings that decide which observation keys a run's agent reads and predicts."""
+    suite = config.task.partition('_')[0]
+    keys = ['task', f'env.{suite}.obs', 'encoder.cnn_keys', 'encoder.mlp_keys', 'decoder.cnn_keys',
+            'decoder.mlp_keys', 'encoder.symlog_inputs']
+    return {key: config.flat[key] for key in keys if key in config.flat}
+
+
+def check_logdir(config, logdir):
+    """Why `config` cannot run in `logdir` (one line), or None: a path that is not a directory, or a
+    run there that observed other keys than this config would (its replay and checkpoint hold them)."""
+    for path in (logdir, *logdir.parents):
+        if path.exists() and not path.is_dir():
+            return f'--logdir {logdir}: {path} is a file, not a directory; give a run directory to create or resume'
+    if not (logdir / 'config.yaml').exists():
+        return None
+    try:
+        saved = observation_settings(config_lib.load_run(logdir))
+    except config_lib.ConfigError as e:
+        return str(e)
+    changed = [key for key, value in observation_settings(config).items() if saved.get(key) != value]
+    if changed:
+        was = ', '.join(f'{key}={saved.get(key)!r}' for key in changed)
+        now = ', '.join(f'{key}={config.flat[key]!r}' for key in changed)
+        return (f'{logdir} holds a run with {was}, this one asks for {now}; its replay and checkpoint hold other '
+                'observations: resume with its settings or give a new --logdir')
+    return None
+
+
 def make_envs(config, count, seed):
     """`count` envs seeded seed, seed+1, ...; a bad task name or suite setting exits with envs.make's
     one-line reason."""

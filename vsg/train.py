@@ -27,6 +27,9 @@ def run(config):
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops a run as Ctrl-C does, saving first.
 
     logdir = pathlib.Path(config.logdir).expanduser()
+    problem = build.check_logdir(config, logdir)  # before anything in it is written
+    if problem:
+        sys.exit(f'error: {problem}')
     logdir.mkdir(parents=True, exist_ok=True)
     config.save(logdir / 'config.yaml')
     np_rng = np.random.default_rng(config.seed)
