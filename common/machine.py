@@ -1,9 +1,9 @@
 """What this machine's CPU offers, and the compute precision that is fastest on it.
 
-Measured (README, Benchmark): bfloat16 pays where the CPU has bfloat16 units. With AMX-BF16 tiles
+Measured (docs/results/benchmarks.md): bfloat16 pays where the CPU has bfloat16 units. With AMX-BF16 tiles
 (Intel Xeon) the `dmc` step is 1.76x faster than in float32; with AVX512-BF16 (AMD EPYC, 2026-11-26)
 1.46x (`dmc`) and 1.3x (`dmc small`). With AVX2 alone oneDNN emulates bfloat16 and the step is 8x
-slower: float32 there. bfloat16 learns as float32 does on `dmc small` cartpole (README, Learning).
+slower: float32 there. bfloat16 learns as float32 does on `dmc small` cartpole (docs/results/cartpole.md).
 """
 import os
 import pathlib

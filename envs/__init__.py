@@ -1,4 +1,4 @@
-"""Environments: `envs.make('<suite>_<task>')` is the only door (DESIGN.md section 5).
+"""Environments: `envs.make('<suite>_<task>')` is the only door (docs/design.md, "Environments").
 
 Nothing in this package imports TensorFlow: env workers must stay free of it to render.
 Importing it also registers every env with gymnasium as `vsg/Env-v0` (see envs.as_gymnasium).

@@ -1,4 +1,4 @@
-"""Spaces and obs dicts shared by all suites and wrappers (the obs dict of DESIGN.md section 3)."""
+"""Spaces and obs dicts shared by all suites and wrappers (docs/design.md, "Observations")."""
 
 import gymnasium as gym
 import numpy as np

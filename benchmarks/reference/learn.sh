@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DreamerV2 2.2.0 (patched, see README.md) on dmc_cartpole_balance at the sizes, schedule, action
+# DreamerV2 2.2.0 (patched, see docs/results/benchmarks.md) on dmc_cartpole_balance at the sizes, schedule, action
 # repeat and frame budget of `python -m vsg.train --configs dmc small`:
 #   bash benchmarks/reference/learn.sh SEED [LOGDIR] [--key value ...]
 # LOGDIR defaults to logs/reference/dmc_cartpole_balance/seed_SEED (under the repo root); extra flags

@@ -2,7 +2,7 @@
 
     python patch.py PATH/TO/dreamerv2-2.2.0/dreamerv2
 
-Only what today's stack forces; every edit names its reason (README.md lists them too).
+Only what today's stack forces; every edit names its reason (docs/results/benchmarks.md lists them too).
 Each edit states how often its pattern occurs and stops with an error if the count differs, so
 a different sdist or a second run over a patched tree fails loudly instead of half-patching.
 Keras: the code runs on Keras 2 (tf-keras) through TF_USE_LEGACY_KERAS=1, set by learn.sh and
