@@ -191,6 +191,25 @@ def test_plot_cli_groups_runs_by_glob_and_rejects_bad_input(tmp_path, capsys):
     assert "must look like LABEL=GLOB" in capsys.readouterr().err
 
 
+def test_published_curves_are_the_mean_and_range_over_seeds(tmp_path, capsys):
+    scores = tmp_path / 'published.csv'
+    scores.write_text('source,task,method,seed,env_frames,return\n'
+                      's,dmc_a,m,1,100,10\ns,dmc_a,m,1,200,30\ns,dmc_a,m,2,100,20\ns,dmc_a,m,2,200,50\n'
+                      's,dmc_a,m,2,300,70\ns,dmc_b,m,1,100,99\n')
+    frames, mean, low, high, seeds = plot.published_curve(scores, 'dmc_a', 'm')
+    assert frames.tolist() == [100, 200] and seeds == 2  # only the frames every seed reports
+    assert mean.tolist() == [15, 40] and low.tolist() == [10, 30] and high.tolist() == [20, 50]
+    _write_run(tmp_path / 'run', [(0, 1.0), (100, 2.0)])
+    out = tmp_path / 'with_published.png'
+    plot.main([str(tmp_path / 'run'), '--published', f'ref={scores}:dmc_a:m', '--out', str(out)])
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    with pytest.raises(SystemExit, match="no rows of task 'dmc_c'"):
+        plot.main([str(tmp_path / 'run'), '--published', f'ref={scores}:dmc_c:m', '--out', str(out)])
+    with pytest.raises(SystemExit):
+        plot.main([str(tmp_path / 'run'), '--published', 'ref=only_a_path', '--out', str(out)])
+    assert 'must look like LABEL=CSV:TASK:METHOD' in capsys.readouterr().err
+
+
 def test_benchmark_prints_every_field():
     result = subprocess.run(
         [sys.executable, '-m', 'vsg.bench', '--configs', 'debug', '--task', 'dmc_cartpole_balance', '--profile'],

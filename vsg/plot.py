@@ -3,7 +3,9 @@
 Reads each run's metrics.jsonl and plots each key against env frames, one line per run and key. A
 `--group` gathers the runs its glob matches (e.g. the seeds of one core) into one line, their mean,
 with a band over runs (min-max, standard error or standard deviation). Horizontal baselines, such as
-a random policy, are drawn with `--baseline LABEL=VALUE`.
+a random policy, are drawn with `--baseline LABEL=VALUE`, and published per-seed curves as a mean with
+a min-max band with `--published LABEL=CSV:TASK:METHOD` (rows `source,task,method,seed,env_frames,return`,
+as docs/results/published_dmc_vision.csv holds them).
 
 Runs of vsg.train log env frames. Older ones (no `stats/agent_steps` in their metrics.jsonl) logged
 agent steps, which are multiplied by the run's `env.action_repeat` from its config.yaml. A run without
@@ -68,6 +70,25 @@ def group_curve(logdirs, key, band='minmax'):
     return frames, mean, mean - spread, mean + spread
 
 
+def published_curve(path, task, method):
+    """(frames, mean, low, high) over the seeds of `task` and `method` in a published-scores CSV, on
+    the frames every seed reports."""
+    import csv
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f'{path} does not exist; give a CSV of published curves')
+    seeds = {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            if row['task'] == task and row['method'] == method:
+                seeds.setdefault(row['seed'], {})[float(row['env_frames'])] = float(row['return'])
+    if not seeds:
+        raise ValueError(f'{path} has no rows of task {task!r} and method {method!r}')
+    frames = np.array(sorted(set.intersection(*(set(curve) for curve in seeds.values()))))
+    values = np.array([[curve[f] for f in frames] for curve in seeds.values()])
+    return frames, values.mean(0), values.min(0), values.max(0), len(seeds)
+
+
 def expand(pattern):
     """The run directories (holding metrics.jsonl) that a glob matches, sorted; an error if none."""
     runs = sorted(p for p in glob.glob(pattern) if (pathlib.Path(p) / 'metrics.jsonl').exists())
@@ -76,8 +97,10 @@ def expand(pattern):
     return runs
 
 
-def plot(logdirs=(), out='curve.png', keys=('eval/return',), baselines=(), title=None, groups=(), band='minmax'):
-    """`groups` is a list of (label, [logdir, ...]); each is drawn as its mean with a `band`."""
+def plot(logdirs=(), out='curve.png', keys=('eval/return',), baselines=(), title=None, groups=(), band='minmax',
+         published=()):
+    """`groups` is a list of (label, [logdir, ...]); each is drawn as its mean with a `band`.
+    `published` is a list of (label, (csv path, task, method)), drawn dashed with a min-max band."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -103,6 +126,10 @@ def plot(logdirs=(), out='curve.png', keys=('eval/return',), baselines=(), title
             plotted += 1
     if not plotted:
         raise ValueError(f"no run has values for {', '.join(map(repr, keys))}")
+    for label, (path, task, method) in published:
+        frames, mean, low, high, count = published_curve(path, task, method)
+        line, = ax.plot(frames, mean, linestyle='--', marker='s', markersize=3, label=f'{label} ({count} seeds, published)')
+        ax.fill_between(frames, low, high, color=line.get_color(), alpha=0.12, linewidth=0)
     styles = ('--', ':', '-.', (0, (5, 1, 1, 1)))  # Baselines in gray, told apart by their dashes.
     for i, (label, value) in enumerate(baselines):
         ax.axhline(value, color='gray', linestyle=styles[i % len(styles)], label=label)
@@ -134,6 +161,14 @@ def _baseline(text):
         raise argparse.ArgumentTypeError(f"baseline '{text}' must look like LABEL=NUMBER") from None
 
 
+def _published(text):
+    label, value = _pair(text, 'published')
+    parts = value.rsplit(':', 2)
+    if len(parts) != 3 or not all(parts):
+        raise argparse.ArgumentTypeError(f"published '{text}' must look like LABEL=CSV:TASK:METHOD")
+    return label, tuple(parts)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('logdirs', nargs='*', help='runs drawn one line each')
@@ -143,13 +178,16 @@ def main(argv=None):
     parser.add_argument('--out', required=True, help='PNG path')
     parser.add_argument('--key', action='append', help='metric to plot, repeatable (default: eval/return)')
     parser.add_argument('--baseline', action='append', type=_baseline, default=[], help='LABEL=VALUE, repeatable')
+    parser.add_argument('--published', action='append', type=_published, default=[],
+                        help='LABEL=CSV:TASK:METHOD, repeatable: published per-seed curves as a mean with a min-max band')
     parser.add_argument('--title', default=None)
     args = parser.parse_args(argv)
     if not args.logdirs and not args.group:
         parser.error('give at least one LOGDIR or --group LABEL=GLOB')
     try:
         groups = [(label, expand(pattern)) for label, pattern in args.group]
-        print(plot(args.logdirs, args.out, args.key or ['eval/return'], args.baseline, args.title, groups, args.band))
+        print(plot(args.logdirs, args.out, args.key or ['eval/return'], args.baseline, args.title, groups, args.band,
+                   args.published))
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
 
