@@ -201,7 +201,7 @@ def test_published_curves_are_the_mean_and_range_over_seeds(tmp_path, capsys):
     assert mean.tolist() == [15, 40] and low.tolist() == [10, 30] and high.tolist() == [20, 50]
     _write_run(tmp_path / 'run', [(0, 1.0), (100, 2.0)])
     out = tmp_path / 'with_published.png'
-    plot.main([str(tmp_path / 'run'), '--published', f'ref={scores}:dmc_a:m', '--out', str(out)])
+    plot.main([str(tmp_path / 'run'), '--published', f'ref={scores}:dmc_a:m', '--max_frames', '150', '--out', str(out)])
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     with pytest.raises(SystemExit, match="no rows of task 'dmc_c'"):
         plot.main([str(tmp_path / 'run'), '--published', f'ref={scores}:dmc_c:m', '--out', str(out)])

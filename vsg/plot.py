@@ -98,9 +98,10 @@ def expand(pattern):
 
 
 def plot(logdirs=(), out='curve.png', keys=('eval/return',), baselines=(), title=None, groups=(), band='minmax',
-         published=()):
+         published=(), max_frames=None):
     """`groups` is a list of (label, [logdir, ...]); each is drawn as its mean with a `band`.
-    `published` is a list of (label, (csv path, task, method)), drawn dashed with a min-max band."""
+    `published` is a list of (label, (csv path, task, method)), drawn dashed with a min-max band;
+    `max_frames` ends the x axis there (published curves run much longer than ours)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -128,11 +129,15 @@ def plot(logdirs=(), out='curve.png', keys=('eval/return',), baselines=(), title
         raise ValueError(f"no run has values for {', '.join(map(repr, keys))}")
     for label, (path, task, method) in published:
         frames, mean, low, high, count = published_curve(path, task, method)
+        shown = frames <= (max_frames or np.inf)
+        frames, mean, low, high = frames[shown], mean[shown], low[shown], high[shown]
         line, = ax.plot(frames, mean, linestyle='--', marker='s', markersize=3, label=f'{label} ({count} seeds, published)')
         ax.fill_between(frames, low, high, color=line.get_color(), alpha=0.12, linewidth=0)
     styles = ('--', ':', '-.', (0, (5, 1, 1, 1)))  # Baselines in gray, told apart by their dashes.
     for i, (label, value) in enumerate(baselines):
         ax.axhline(value, color='gray', linestyle=styles[i % len(styles)], label=label)
+    if max_frames:
+        ax.set_xlim(0, max_frames)
     ax.set_xlabel('env frames')
     ax.set_ylabel(keys[0] if len(keys) == 1 else 'return')
     ax.set_title(title or ', '.join(keys) + (f' (mean, {band} band)' if groups else ''))
@@ -180,6 +185,7 @@ def main(argv=None):
     parser.add_argument('--baseline', action='append', type=_baseline, default=[], help='LABEL=VALUE, repeatable')
     parser.add_argument('--published', action='append', type=_published, default=[],
                         help='LABEL=CSV:TASK:METHOD, repeatable: published per-seed curves as a mean with a min-max band')
+    parser.add_argument('--max_frames', type=float, default=None, help='end of the x axis, in env frames')
     parser.add_argument('--title', default=None)
     args = parser.parse_args(argv)
     if not args.logdirs and not args.group:
@@ -187,7 +193,7 @@ def main(argv=None):
     try:
         groups = [(label, expand(pattern)) for label, pattern in args.group]
         print(plot(args.logdirs, args.out, args.key or ['eval/return'], args.baseline, args.title, groups, args.band,
-                   args.published))
+                   args.published, args.max_frames))
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
 
