@@ -9,6 +9,7 @@ import time
 
 import envs
 from common import config as config_lib
+from common import episodes
 from common.replay import Replay
 
 CHECKPOINT = 'checkpoint.npz'  # a run's newest checkpoint, inside its logdir
@@ -109,7 +110,7 @@ def make_agent(config, env, logdir=None):
 def load_replay(config, directory, select=None):
     """The replay, with a resumed run's episodes reloaded: minutes for a large one, hence the two lines.
     `select(path) -> bool` loads only some episodes (see Replay)."""
-    files = sum(1 for path in directory.glob('*.npz') if select is None or select(path))
+    files = sum(1 for path in episodes.paths(directory) if select is None or select(path))
     if files:
         print(f'Loading {files} replay episode files from {directory}.', flush=True)
     start = time.monotonic()

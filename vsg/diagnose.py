@@ -26,6 +26,7 @@ import sys
 import numpy as np
 
 from common import config as config_lib
+from common import episodes
 from vsg import build
 
 
@@ -77,7 +78,7 @@ def episode_filter(config, which):
     if not config.prefill_from:
         sys.exit(f'error: --episodes {which} needs a run seeded with prefill_from; this one was not (use --episodes all)')
     source = pathlib.Path(config.prefill_from).expanduser()
-    seeded = {path.name for path in source.glob('*.npz')} if source.is_dir() else set()
+    seeded = {path.name for path in episodes.paths(source)}
     if not seeded:
         sys.exit(f'error: --episodes {which} reads the seeded names from prefill_from {source}, which holds no episode files')
     return (lambda path: path.name in seeded) if which == 'seeded' else (lambda path: path.name not in seeded)

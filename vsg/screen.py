@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from common import episodes
 from vsg import build, diagnose
 
 # Besides one `<key>_loss` per decoded observation key.
@@ -31,7 +32,7 @@ def main(argv=None):
     if args.updates < 1:
         sys.exit(f'error: --updates={args.updates} must be at least 1')
     directory = pathlib.Path(args.replay).expanduser()
-    if not any(directory.glob('*.npz')):
+    if not episodes.count(directory):
         sys.exit(f'error: --replay {directory} holds no episode files (*.npz); give the replay/ folder of a run')
     config = build.parse(flags, need_logdir=False)
     print(json.dumps({'flags': ' '.join(flags), **screen(config, directory, args.updates, args.context, args.horizon)}))

@@ -7,7 +7,6 @@ A representation finds its keys in the data by their shapes (frames, state vecto
 """
 import dataclasses
 import pathlib
-from typing import Callable
 
 import numpy as np
 
