@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 import envs
-from common.video import encode_gif
+from common import video
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,7 +108,7 @@ def main(argv=None):
         strip = np.concatenate([part for index in chosen for part in (frames[index], gap)][:-1], 0)
         Image.fromarray(strip).save(args.out)
     else:
-        pathlib.Path(args.out).write_bytes(encode_gif(frames, args.fps))
+        pathlib.Path(args.out).write_bytes(video.encode_gif(frames, args.fps))
     print(f'{args.out}: {len(frames)} frames, return {total:.3f}'
           + (f", scored {int(obs['log_scored'])}" if 'log_scored' in obs else ''))
     return 0
@@ -140,7 +140,7 @@ def record(env, policy, seed, steps, height):
 
 
 def _frame(env, obs, height):
-    image = obs['image']
+    image = obs[video.frames_key(env.obs_space)]  # show makes its envs with pixels
     view = np.asarray(Image.fromarray(image).resize(
         (max(1, round(image.shape[1] * height / image.shape[0])), height), Image.Resampling.NEAREST))
     if not hasattr(env, 'render_arena'):
