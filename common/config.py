@@ -10,6 +10,8 @@ import textwrap
 import elements
 from ruamel.yaml import YAML
 
+from envs import wrappers
+
 CONFIGS_FILE = pathlib.Path(__file__).resolve().parent.parent / 'configs.yaml'
 
 # Keys whose value must come from a fixed set. Cores register their names in vsg.cores, which
@@ -36,7 +38,6 @@ RANGES = (
 # Blocks that take keys beyond those in `defaults`, each a float: `loss_scales.<key>` weighs the decoder
 # loss of any observation key, e.g. --loss_scales.position 2.
 OPEN_BLOCKS = ('loss_scales',)
-OBS_MODES = ('pixels', 'state', 'both')  # env.<suite>.obs (envs.wrappers.OBS_MODES)
 HELP_FLAGS = ('--help', '-h')
 RENAMED = {'env.camera': 'env.dmc.camera'}  # old name -> new name, for runs saved before the rename
 
@@ -110,8 +111,8 @@ def validate(config):
             if not test(config[key]):
                 raise ConfigError(f'{key}={config[key]} must {rule}')
     for key, value in config.flat.items():
-        if key.startswith('env.') and key.endswith('.obs') and value not in OBS_MODES:
-            raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(OBS_MODES)}")
+        if key.startswith('env.') and key.endswith('.obs') and value not in wrappers.OBS_MODES:
+            raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(wrappers.OBS_MODES)}")
     if config.rssm.discrete < 0:
         raise ConfigError(f'rssm.discrete={config.rssm.discrete} must be 0 (Gaussian latents) or more (classes)')
 

@@ -7,11 +7,15 @@ import numpy as np
 from PIL import Image
 
 
+def is_frames(shape, dtype):
+    """Whether per-step values of `shape` and `dtype` are video frames: uint8 [H, W, C]."""
+    return len(shape) == 3 and dtype == np.uint8
+
+
 def frames_key(obs_space):
-    """The observation key whose frames an episode video shows: the first rank-3 uint8 entry of
+    """The observation key whose frames an episode video shows: the first frames entry of
     `obs_space` (a dict of gymnasium spaces), or None when the agent observes no image."""
-    return next((key for key, space in obs_space.items()
-                 if len(space.shape) == 3 and space.dtype == np.uint8), None)
+    return next((key for key, space in obs_space.items() if is_frames(space.shape, space.dtype)), None)
 
 
 def encode_gif(frames, fps=20):

@@ -43,8 +43,7 @@ def make(name, seed=0, size=(64, 64), action_repeat=2, time_limit=1000, parallel
     env in this process, which must not have imported TensorFlow if the suite is a MuJoCo one.
     """
     _check_kwargs(size, action_repeat, time_limit)
-    if obs not in wrappers.OBS_MODES:
-        raise ValueError(f"obs={obs!r} is not allowed; choose one of {', '.join(wrappers.OBS_MODES)}.")
+    wrappers.check_obs(obs)  # here too, so a bad value fails before a worker is spawned
     suite, _, task = name.partition('_')
     if suite not in SUITES or not task:
         raise ValueError(f"Unknown env '{name}': names are <suite>_<task> with suite one of "

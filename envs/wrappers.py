@@ -17,6 +17,12 @@ from envs import spaces
 OBS_MODES = ('pixels', 'state', 'both')
 
 
+def check_obs(obs):
+    """A ValueError naming the allowed values unless `obs` is one of OBS_MODES."""
+    if obs not in OBS_MODES:
+        raise ValueError(f"obs={obs!r} is not allowed; choose one of {', '.join(OBS_MODES)}.")
+
+
 def wrap(env, size, action_repeat, time_limit, obs='pixels'):
     """Innermost first: the time limit counts the suite's own steps (env frames) whatever the
     action repeat; actions are mapped once per agent step and the image is rendered (or the state
@@ -145,8 +151,7 @@ class Observe(Wrapper):
 
     def __init__(self, env, size, obs='pixels'):
         super().__init__(env)
-        if obs not in OBS_MODES:
-            raise ValueError(f"obs={obs!r} is not allowed; choose one of {', '.join(OBS_MODES)}.")
+        check_obs(obs)
         self._size = tuple(size)
         self._pixels, self._state = obs in ('pixels', 'both'), obs in ('state', 'both')
         state_space = dict(env.state_space) if self._state else {}

@@ -11,6 +11,7 @@ import pathlib
 import numpy as np
 
 from common import episodes as episodes_lib
+from common import video
 
 
 class DataError(ValueError):
@@ -33,7 +34,7 @@ class Representation:
 
 def _frames(example):
     """The first uint8 [H, W, C] per-step key: what an episode's video shows."""
-    return [key for key, value in example.items() if value.ndim == 4 and value.dtype == np.uint8][:1]
+    return [key for key, value in example.items() if video.is_frames(value.shape[1:], value.dtype)][:1]
 
 
 def _state(example):
