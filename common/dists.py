@@ -78,11 +78,16 @@ def std_logit_shift(init_std, min_std):
 class ReparameterizedTruncatedNormal(tfd.TruncatedNormal):
     """TFP's TruncatedNormal with two repairs for the actor.
 
-    * Gradients. TFP declares its samples fully reparameterised, but on TensorFlow 2.21 / TFP 0.25 a
-      sample taken on its own passes no gradient to loc and scale. Samples get, explicitly, the
-      gradient TensorFlow's own rule for that sampler defines: d sample / d loc = 1 and
-      d sample / d scale = (sample - loc) / scale (the sampler's value is held fixed, so nothing is
-      counted twice where TensorFlow's rule does apply).
+    * Gradients. On TensorFlow 2.21 / TFP 0.25 a sample taken on its own passes no gradient to loc and
+      scale, and TensorFlow's registered rule for the sampler (d sample / d loc = 1, d sample / d scale =
+      the standardised sample) leaves out that the bounds are fixed while loc and scale move: near a bound
+      it keeps pushing the mean outwards although the sample can no longer follow, which drove
+      dynamics-gradient actors onto the action bounds. Samples get the full implicit reparameterisation
+      gradient (Figurnov et al., 2018) of x = F^-1(u; loc, scale) at fixed u, with z, alpha, beta the
+      standardised sample and bounds and c = F(x):
+          d x / d loc   = 1 - d_low - d_high
+          d x / d scale = z - alpha d_low - beta d_high,
+          d_low = (1 - c) exp((z^2 - alpha^2) / 2),  d_high = c exp((z^2 - beta^2) / 2).
     * Bounds. The sampler can return a value one rounding step outside [low, high], where log_prob is
       -inf (a rare non-finite REINFORCE loss stopped two runs): samples are moved `INSIDE` within the
       bounds with a straight-through gradient.
@@ -92,8 +97,21 @@ class ReparameterizedTruncatedNormal(tfd.TruncatedNormal):
 
     def _sample_n(self, n, seed=None):
         sample = tf.stop_gradient(super()._sample_n(n, seed=seed))
+        sample = tf.clip_by_value(sample, self.low + self.INSIDE, self.high - self.INSIDE)
+        d_loc, d_scale = tf.stop_gradient(self._sample_derivatives(sample))
         loc, scale = self.loc, self.scale
-        standard = tf.stop_gradient((sample - loc) / scale)
-        sample += (loc - tf.stop_gradient(loc)) + standard * (scale - tf.stop_gradient(scale))
-        inside = tf.clip_by_value(sample, self.low + self.INSIDE, self.high - self.INSIDE)
-        return sample + tf.stop_gradient(inside - sample)
+        return sample + (loc - tf.stop_gradient(loc)) * d_loc + (scale - tf.stop_gradient(scale)) * d_scale
+
+    def _sample_derivatives(self, sample):
+        """(d x / d loc, d x / d scale) at fixed u, for samples x inside the bounds."""
+        loc, scale = self.loc, self.scale
+        z, alpha, beta = (sample - loc) / scale, (self.low - loc) / scale, (self.high - loc) / scale
+        ndtr = tfp.bijectors.NormalCDF().forward  # Phi; tf has no ndtr of its own
+        # alpha <= 0 <= beta whenever loc lies inside the bounds (the tanh mean does), so the
+        # denominator is at least 1/2 - Phi(-|.|) and the difference does not cancel.
+        c = (ndtr(z) - ndtr(alpha)) / (ndtr(beta) - ndtr(alpha))
+        # In logs, so that a factor near 0 times one that overflows stays finite.
+        c = tf.clip_by_value(c, np.finfo(np.float32).tiny, 1 - np.finfo(np.float32).eps)
+        d_low = tf.exp(tf.math.log1p(-c) + 0.5 * (z ** 2 - alpha ** 2))
+        d_high = tf.exp(tf.math.log(c) + 0.5 * (z ** 2 - beta ** 2))
+        return 1 - d_low - d_high, z - alpha * d_low - beta * d_high
