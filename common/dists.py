@@ -98,7 +98,7 @@ class ReparameterizedTruncatedNormal(tfd.TruncatedNormal):
     def _sample_n(self, n, seed=None):
         sample = tf.stop_gradient(super()._sample_n(n, seed=seed))
         sample = tf.clip_by_value(sample, self.low + self.INSIDE, self.high - self.INSIDE)
-        d_loc, d_scale = tf.stop_gradient(self._sample_derivatives(sample))
+        d_loc, d_scale = map(tf.stop_gradient, self._sample_derivatives(sample))
         loc, scale = self.loc, self.scale
         return sample + (loc - tf.stop_gradient(loc)) * d_loc + (scale - tf.stop_gradient(scale)) * d_scale
 
