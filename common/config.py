@@ -5,6 +5,7 @@ entry points can print it and exit non-zero instead of showing a traceback.
 """
 import difflib
 import pathlib
+import sys
 import textwrap
 
 import elements
@@ -22,15 +23,17 @@ CHOICES = {
     'actor_grad': ('auto', 'dynamics', 'reinforce'),
 }
 POSITIVE = (
-    'steps', 'batch_size', 'batch_length', 'imag_horizon', 'train_every', 'train_steps',
+    'steps', 'batch_size', 'batch_length', 'imag_horizon',
     'env.action_repeat', 'env.time_limit', 'env.amount', 'eval_eps', 'log_every', 'save_every',
     'keep_checkpoints', 'rssm.deter', 'rssm.hidden', 'rssm.stoch', 'encoder.depth', 'decoder.depth', 'svsg.stoch', 'svsg.hidden')
+ABOVE_ZERO = ('train_ratio',)
 NON_NEGATIVE = ('status_every', 'save_every_minutes')
 UNIT_INTERVAL = ('discount', 'discount_lambda', 'kl.balance', 'return_norm.decay')
 OPEN_UNIT_INTERVAL = ('gate.prior',)  # A Bernoulli prior of 0 or 1 makes the gate KL infinite.
 # The range tables with their test and what a value must do, shared by validation and --help.
 RANGES = (
     (POSITIVE, lambda value: value >= 1, 'be a positive integer'),
+    (ABOVE_ZERO, lambda value: value > 0, 'be above 0'),
     (NON_NEGATIVE, lambda value: value >= 0, 'be 0 or more'),
     (UNIT_INTERVAL, lambda value: 0 <= value <= 1, 'lie in [0, 1]'),
     (OPEN_UNIT_INTERVAL, lambda value: 0 < value < 1, 'lie in (0, 1), both ends excluded'),
@@ -40,6 +43,9 @@ RANGES = (
 OPEN_BLOCKS = ('loss_scales',)
 HELP_FLAGS = ('--help', '-h')
 RENAMED = {'env.camera': 'env.dmc.camera'}  # old name -> new name, for runs saved before the rename
+# Replaced by train_ratio: `train_steps` updates every `train_every` agent steps. Flags and runs saved
+# before the change are converted to the same schedule (`_convert_retired`).
+RETIRED = ('train_every', 'train_steps')
 
 
 class ConfigError(ValueError):
@@ -70,7 +76,15 @@ def load(argv, path=CONFIGS_FILE):
         config = _update(config, blocks[name], f"named config '{name}'")
     if any(arg in HELP_FLAGS for arg in argv):
         raise HelpRequested(help_text(config, names, path))
+    rest, retired = _take_retired(rest)
     config = _parse_flags(config, rest)
+    if retired:
+        if any(arg.split('=', 1)[0] == '--train_ratio' for arg in rest):
+            raise ConfigError('set --train_ratio or the old --train_every/--train_steps, not both '
+                              '(train_ratio: replayed steps per agent step)')
+        config = _convert_retired(config, retired)
+        print(f"warning: --train_every/--train_steps are replaced by train_ratio; running with --train_ratio "
+              f"{config.train_ratio:g}, the same schedule", file=sys.stderr)
     validate(config)
     return config
 
@@ -130,7 +144,40 @@ def load_run(logdir, path=CONFIGS_FILE):
         reason = f'{problem}{where}' if problem else str(e).strip().splitlines()[0]
         raise ConfigError(f'cannot read {saved_path}: {type(e).__name__}: {reason}') from None
     saved = {RENAMED.get(key, key): value for key, value in saved.flat.items()}
-    return _update(elements.Config(read_blocks(path)['defaults']), saved, f'the saved {saved_path}')
+    retired = {key: saved.pop(key) for key in RETIRED if key in saved}
+    config = _update(elements.Config(read_blocks(path)['defaults']), saved, f'the saved {saved_path}')
+    return _convert_retired(config, retired) if retired else config
+
+
+def _take_retired(argv):
+    """(argv without the RETIRED flags, {retired key: value})."""
+    rest, retired, i = [], {}, 0
+    while i < len(argv):
+        key, eq, value = argv[i][2:].partition('=') if argv[i].startswith('--') else ('', '', '')
+        if key in RETIRED:
+            if not eq:
+                i += 1
+                value = argv[i] if i < len(argv) else ''
+            retired[key] = value
+        else:
+            rest.append(argv[i])
+        i += 1
+    return rest, retired
+
+
+def _convert_retired(config, retired):
+    """`config` with the train_ratio of `train_steps` updates every `train_every` agent steps; a key
+    not given keeps what `config`'s train_ratio implies."""
+    replayed = config.batch_size * config.batch_length
+    values = {'train_every': replayed / config.train_ratio, 'train_steps': 1}
+    for key, value in retired.items():
+        try:
+            values[key] = int(value)
+        except (TypeError, ValueError):
+            values[key] = 0
+        if values[key] < 1:
+            raise ConfigError(f'{key}={value!r} must be a positive integer (or use train_ratio)')
+    return config.update(train_ratio=values['train_steps'] * replayed / values['train_every'])
 
 
 def _split_configs_flag(argv):

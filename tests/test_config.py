@@ -120,6 +120,37 @@ def test_a_run_saved_before_a_key_existed_loads_with_that_key_defaulted(tmp_path
     assert config.replay.prioritize_ends is False and config.env.dmc.camera == 2 and config.seed == 7
 
 
+def test_train_ratio_counts_replayed_steps_and_the_old_train_every_converts(capsys):
+    small = config_lib.load(['--configs', 'dmc', 'small'])  # 8x32 every 3 agent steps
+    assert small.train_ratio == pytest.approx(8 * 32 / 3)
+    assert capsys.readouterr().err == ''
+    # Two updates of 8x32 every agent step, said the old way: the same schedule, one line of warning.
+    old = config_lib.load(['--configs', 'dmc', 'small', '--train_every', '1', '--train_steps=2'])
+    assert old.train_ratio == pytest.approx(2 * 8 * 32)
+    warning = capsys.readouterr().err
+    assert warning.count('\n') == 1 and '--train_ratio 512' in warning
+    # Only train_steps: that many updates where the ratio put one.
+    assert config_lib.load(['--configs', 'dmc', 'small', '--train_steps', '3']).train_ratio == pytest.approx(256)
+
+
+@pytest.mark.parametrize('argv, fragment', [
+    (['--train_ratio', '0'], 'train_ratio=0.0 must be above 0'),
+    (['--train_ratio', '-2'], 'train_ratio=-2.0 must be above 0'),
+    (['--train_ratio', '64', '--train_every', '2'], 'not both'),
+    (['--train_every', '0'], "train_every='0' must be a positive integer"),
+])
+def test_bad_train_schedules_are_one_line(argv, fragment):
+    with pytest.raises(config_lib.ConfigError) as error:
+        config_lib.load(argv)
+    assert fragment in str(error.value) and '\n' not in str(error.value)
+
+
+def test_a_run_saved_with_train_every_loads_with_the_same_train_ratio(tmp_path):
+    logdir = save_run_config(tmp_path / 'old', **{'train_ratio': None, 'train_every': 5, 'train_steps': 2,
+                                                  'batch_size': 16, 'batch_length': 50})
+    assert config_lib.load_run(logdir).train_ratio == pytest.approx(2 * 16 * 50 / 5)
+
+
 @pytest.mark.parametrize('content, fragment', [
     (None, "unknown key 'no_such_key'"),
     ('seed: [1, 2\n', 'cannot read'),

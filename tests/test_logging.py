@@ -237,6 +237,10 @@ def test_loop_prediction_against_a_hand_computation():
     from vsg.bench import predicted_loop
     # Per 3 agent steps of 8 frames: 3 x (3 ms policy + 20 ms env) + one 300 ms update = 369 ms sequentially;
     # overlapped, the update hides one env step: 3 x 3 + 2 x 20 + max(20, 300) = 349 ms.
-    assert predicted_loop(300, 3, 20, 3, 8) == {'sequential': round(24000 / 369, 1), 'overlapped': round(24000 / 349, 1)}
+    loop = predicted_loop(300, 3, 20, 1 / 3, 8)
+    assert loop == {'sequential': round(24000 / 369, 1), 'overlapped': round(24000 / 349, 1)}
     # An env slower than the update: the update is what hides.
     assert predicted_loop(10, 0, 50, 1, 2)['overlapped'] == round(2000 / 50, 1)
+    # Two updates per agent step (a high train_ratio): 5 + 20 + 2 x 100 sequentially; overlapped, the
+    # env step hides inside the updates: 5 + max(20, 200).
+    assert predicted_loop(100, 5, 20, 2, 2) == {'sequential': round(2000 / 225, 1), 'overlapped': round(2000 / 205, 1)}

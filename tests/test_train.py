@@ -135,6 +135,20 @@ def test_discrete_actions_train_end_to_end_on_the_gridworld(tmp_path):
     assert any('train/actor_opt_loss' in line for line in lines)
 
 
+def test_train_ratio_holds_with_more_envs_than_agent_steps_per_update(tmp_path):
+    # Three envs step together and debug's 2x8 batch at train_ratio 16 is one update per agent step:
+    # each batch step owes three updates (the old train_every fired at most once per batch step).
+    logdir = tmp_path / 'grid'
+    result = run([sys.executable, '-m', 'vsg.train', '--configs', 'debug', '--task', 'grid_collect', '--env.amount', '3',
+                  '--env.parallel', 'false', '--env.action_repeat', '1', '--env.time_limit', '30', '--train_ratio', '16',
+                  '--logdir', str(logdir)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    last = [json.loads(line) for line in (logdir / 'metrics.jsonl').read_text().splitlines() if 'stats/updates' in line][-1]
+    # Training began after the 100 prefill steps (episodes of 31 steps end within 6 steps of it), then 2
+    # pretrain updates and one update per agent step: about 200 in all, where once per batch step was 70.
+    assert 195 <= last['stats/updates'] <= 205, last
+
+
 @pytest.mark.parametrize('extra, fragment', [
     (['--task', 'dmc_cartpole_nope'], "dmc_cartpole_nope"),
     (['--task', 'atari_pong'], "atari_pong"),

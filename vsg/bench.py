@@ -94,14 +94,17 @@ def estimate_train_flops(agent, batch):
     return outer + 3 * loops
 
 
-def predicted_loop(train_ms, policy_ms, env_ms, train_every, action_repeat):
-    """Env frames/s that vsg.train's loop should reach from the measured parts, per `train_every`
-    agent steps: every step runs the policy and the env; one of them also trains (`train_ms`: all of
-    that step's updates). `sequential`
-    trains after the env step; `overlapped` trains while the env worker steps (vsg.train's loop)."""
-    sequential = train_every * (policy_ms + env_ms) + train_ms
-    overlapped = train_every * policy_ms + (train_every - 1) * env_ms + max(env_ms, train_ms)
-    frames = 1000 * train_every * action_repeat
+def predicted_loop(train_ms, policy_ms, env_ms, updates_per_step, action_repeat):
+    """Env frames/s that vsg.train's loop should reach from the measured parts (`train_ms` per update):
+    every agent step runs the policy and the env, and the updates that fell due. `sequential` trains
+    after the env step; `overlapped` trains while the env worker steps (vsg.train's loop), so a step
+    takes the longer of the env and its updates."""
+    sequential = policy_ms + env_ms + updates_per_step * train_ms
+    if updates_per_step <= 1:  # an update on some steps, hidden behind that step's env time
+        overlapped = policy_ms + env_ms + updates_per_step * max(0.0, train_ms - env_ms)
+    else:
+        overlapped = policy_ms + max(env_ms, updates_per_step * train_ms)
+    frames = 1000 * action_repeat
     return {'sequential': round(frames / sequential, 1), 'overlapped': round(frames / overlapped, 1)}
 
 
@@ -162,9 +165,9 @@ def main(argv=None):
         'cpu': cpu_info(),
         'calibration': calibrate(),
     }
-    result['loop_env_frames_per_s'] = predicted_loop(  # `train_steps` updates every `train_every` steps
-        config.train_steps * train_ms, policy_ms, 1000 / env_steps_per_s - policy_ms, config.train_every,
-        config.env.action_repeat)
+    result['loop_env_frames_per_s'] = predicted_loop(
+        train_ms, policy_ms, 1000 / env_steps_per_s - policy_ms,
+        config.train_ratio / (config.batch_size * config.batch_length), config.env.action_repeat)
     # Against the matmul rate of the compute type in use: the fraction of this machine's peak.
     peak = result['calibration'][PRECISION_DTYPES[config.precision]]['matmul_gflops']
     result['achieved_fraction_of_matmul'] = round(result['achieved_gflops'] / peak, 3)

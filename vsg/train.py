@@ -114,7 +114,9 @@ def run(config):
             status.maybe_print()
         save()
 
-    should_train = elements.when.Every(config.train_every)
+    # Updates per agent step; every update due since the last batch step runs, so several envs
+    # stepping at once (env.amount) keep the ratio.
+    should_train = elements.when.Ratio(config.train_ratio / (config.batch_size * config.batch_length))
     should_log = elements.when.Every(config.log_every)
     should_save = elements.when.Every(config.save_every)
     save_clock = elements.when.Clock(60 * config.save_every_minutes or -1, first=False)  # -1: never
@@ -122,9 +124,8 @@ def run(config):
 
     def train_while_envs_step():
         # Called after the actions are sent: the updates run while the env workers simulate and render.
-        if should_train(step):
-            for _ in range(config.train_steps):
-                train_step()
+        for _ in range(should_train(step)):
+            train_step()
 
     def on_step(tran, worker):
         if should_log(step):
