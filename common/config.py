@@ -21,15 +21,21 @@ CHOICES = {
     'precision': ('float32', 'mixed_float16', 'mixed_bfloat16', 'auto'),
     'actor.dist': ('auto', 'trunc_normal', 'onehot'),
     'actor_grad': ('auto', 'dynamics', 'reinforce'),
+    'reward_head.dist': ('mse', 'symlog_mse', 'twohot'),
+    'critic.dist': ('mse', 'twohot'),
+    **{f'{block}.norm': ('none', 'layer')
+       for block in ('encoder', 'decoder', 'reward_head', 'cont_head', 'actor', 'critic')},
 }
 POSITIVE = (
     'steps', 'batch_size', 'batch_length', 'imag_horizon',
     'env.action_repeat', 'env.time_limit', 'env.amount', 'eval_eps', 'log_every', 'save_every',
-    'keep_checkpoints', 'rssm.deter', 'rssm.hidden', 'rssm.stoch', 'encoder.depth', 'decoder.depth', 'svsg.stoch', 'svsg.hidden')
+    'keep_checkpoints', 'rssm.deter', 'rssm.hidden', 'rssm.stoch', 'encoder.depth', 'decoder.depth', 'svsg.stoch', 'svsg.hidden',
+    'slow_target_update')
 ABOVE_ZERO = ('train_ratio',)
-NON_NEGATIVE = ('status_every', 'save_every_minutes')
-UNIT_INTERVAL = ('discount', 'discount_lambda', 'kl.balance', 'return_norm.decay')
+NON_NEGATIVE = ('status_every', 'save_every_minutes', 'kl.dyn', 'kl.rep', 'critic.slow_reg')
+UNIT_INTERVAL = ('discount', 'discount_lambda', 'kl.balance', 'return_norm.decay', 'unimix.latents', 'unimix.actor')
 OPEN_UNIT_INTERVAL = ('gate.prior',)  # A Bernoulli prior of 0 or 1 makes the gate KL infinite.
+FRACTION = ('slow_target_fraction',)  # 0 would never move the target.
 # The range tables with their test and what a value must do, shared by validation and --help.
 RANGES = (
     (POSITIVE, lambda value: value >= 1, 'be a positive integer'),
@@ -37,6 +43,7 @@ RANGES = (
     (NON_NEGATIVE, lambda value: value >= 0, 'be 0 or more'),
     (UNIT_INTERVAL, lambda value: 0 <= value <= 1, 'lie in [0, 1]'),
     (OPEN_UNIT_INTERVAL, lambda value: 0 < value < 1, 'lie in (0, 1), both ends excluded'),
+    (FRACTION, lambda value: 0 < value <= 1, 'lie in (0, 1]'),
 )
 # Blocks that take keys beyond those in `defaults`, each a float: `loss_scales.<key>` weighs the decoder
 # loss of any observation key, e.g. --loss_scales.position 2.

@@ -1,14 +1,28 @@
 """Output distributions of the heads and the actor.
 
-Losses read `log_prob`, behaviour reads `sample`/`mode`. The MSE and binary heads are written out
-because their log-likelihoods are one line each and we want their losses free of constants; the
+Losses read `log_prob`, behaviour reads `sample`/`mode`. The MSE, two-hot and binary heads are written
+out because their log-likelihoods are a few lines each and we want their losses free of constants; the
 actor uses TFP for the truncated normal, whose sampling and entropy are not one line.
 """
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from common.nets import symexp, symlog
+
 tfd = tfp.distributions
+
+
+def head_size(kind):
+    """The output size of a scalar head predicting a `kind` distribution."""
+    return TwoHot.BINS if kind == 'twohot' else 1
+
+
+def head(kind, out):
+    """The distribution of a scalar head's output `out` [..., head_size(kind)]."""
+    if kind == 'twohot':
+        return TwoHot(out)
+    return {'mse': MSE, 'symlog_mse': SymlogMSE}[kind](out[..., 0], 0)
 
 
 class MSE:
@@ -28,6 +42,52 @@ class MSE:
         return -0.5 * tf.reduce_sum(tf.square(value - self.mean_), self._axes)
 
 
+class SymlogMSE:
+    """MSE in symlog space (DreamerV3): `pred` is symlog of the value, the mean its symexp."""
+
+    def __init__(self, pred, dims):
+        self._symlog = MSE(pred, dims)
+
+    def mean(self):
+        return symexp(self._symlog.mean())
+
+    mode = mean
+
+    def log_prob(self, value):
+        return self._symlog.log_prob(symlog(value))
+
+
+class TwoHot:
+    """A scalar as a categorical over `BINS` bins spaced evenly in symlog space over [LOW, HIGH]
+    (DreamerV3): the value is the symexp of the expected bin, the log-likelihood of a value is the
+    cross-entropy against its two-hot encoding, so the loss does not grow with the value's scale."""
+
+    BINS, LOW, HIGH = 255, -20.0, 20.0
+
+    def __init__(self, logits):
+        self.logits = logits
+        self.bins = tf.linspace(self.LOW, self.HIGH, self.BINS)
+
+    def mean(self):
+        return symexp(tf.reduce_sum(tf.nn.softmax(self.logits) * self.bins, -1))
+
+    mode = mean  # DreamerV3's mode of this head is also the expected value.
+
+    def log_prob(self, value):
+        return tf.reduce_sum(self.encode(symlog(value)) * tf.nn.log_softmax(self.logits), -1)
+
+    @classmethod
+    def encode(cls, x):
+        """The two-hot encoding [..., BINS] of `x` (in the bins' symlog scale): weights on the two bins
+        around x that sum to 1 and split linearly by distance; x beyond the ends goes to the end bin."""
+        step = (cls.HIGH - cls.LOW) / (cls.BINS - 1)
+        position = (tf.clip_by_value(x, cls.LOW, cls.HIGH) - cls.LOW) / step
+        below = tf.clip_by_value(tf.floor(position), 0, cls.BINS - 2)
+        above = position - below  # the upper bin's weight, in [0, 1]
+        index = tf.cast(below, tf.int32)
+        return tf.one_hot(index, cls.BINS) * (1 - above)[..., None] + tf.one_hot(index + 1, cls.BINS) * above[..., None]
+
+
 class Binary:
     """Bernoulli from logits (the continue head)."""
 
@@ -42,6 +102,14 @@ class Binary:
 
     def log_prob(self, value):
         return -tf.nn.sigmoid_cross_entropy_with_logits(labels=value, logits=self.logits)
+
+
+def unimix(logits, fraction):
+    """Logits of (1 - fraction) softmax(logits) + fraction / K over the last axis (K classes): every
+    class keeps at least fraction / K, so KL and log-probabilities stay bounded (DreamerV3)."""
+    if not fraction:
+        return logits
+    return tf.math.log((1 - fraction) * tf.nn.softmax(logits) + fraction / logits.shape[-1])
 
 
 class OneHot(tfd.OneHotCategorical):

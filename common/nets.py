@@ -15,39 +15,52 @@ def _restore_leading(x, lead, keep):
     return tf.reshape(x, tf.concat([lead, x.shape[-keep:]], 0))
 
 
-def conv_layers(depth, act):
-    """DreamerV2's encoder convolutions: four stride-2 4x4 convolutions, 64x64 -> 2x2x(8 depth)."""
-    return [keras.layers.Conv2D(depth * 2 ** i, 4, 2, activation=act) for i in range(4)]
+def hidden(layer, *args, act, norm):
+    """One hidden layer `layer(*args)` with its activation, as a list of layers to call in order.
+    norm 'layer' (DreamerV3): the layer without bias, LayerNorm over the last axis, then the activation."""
+    if norm == 'layer':
+        return [layer(*args, use_bias=False), keras.layers.LayerNormalization(epsilon=1e-3), keras.layers.Activation(act)]
+    return [layer(*args, activation=act)]
+
+
+def _hidden_stack(layers, units, act, norm):
+    """`layers` hidden Dense layers of `units` (`hidden`), flattened into call order."""
+    return [layer for _ in range(layers) for layer in hidden(keras.layers.Dense, units, act=act, norm=norm)]
+
+
+def conv_layers(depth, act, norm='none'):
+    """DreamerV2's encoder convolutions: four stride-2 4x4 convolutions, 64x64 -> 2x2x(8 depth); `norm`
+    as in `hidden`. Returns the layers in call order."""
+    return [layer for i in range(4) for layer in hidden(keras.layers.Conv2D, depth * 2 ** i, 4, 2, act=act, norm=norm)]
 
 
 def conv_embed(convs, image, dtype):
     """uint8 images [.., 64, 64, C] -> float32 embeddings [.., 32 depth]."""
     x, lead = _flatten_leading(image, 3)
     x = tf.cast(x, dtype) / 255 - 0.5
-    for conv in convs:
-        x = conv(x)
+    for layer in convs:
+        x = layer(x)
     x = tf.reshape(x, [-1, x.shape[1] * x.shape[2] * x.shape[3]])
     return tf.cast(_restore_leading(x, lead, 1), tf.float32)
 
 
-def deconv_layers(depth, act, channels):
+def deconv_layers(depth, act, channels, norm='none'):
     """The mirror of conv_layers: DreamerV2's transposed convolutions (kernels 5, 5, 6, 6: 1 -> 5 -> 13
     -> 30 -> 64 pixels). The first only ever sees a 1x1 input, where it equals a Dense layer onto 5x5
     pixels; written as that matmul it runs 40x faster on CPU (TF's 1x1-input transposed conv kernel
-    took 19 s for 800 frames). Returns the layers in call order."""
-    return [keras.layers.Dense(32 * depth), keras.layers.Dense(5 * 5 * 4 * depth, activation=act),
-            keras.layers.Conv2DTranspose(2 * depth, 5, 2, activation=act),
-            keras.layers.Conv2DTranspose(depth, 6, 2, activation=act),
+    took 19 s for 800 frames). `norm` as in `hidden`; returns the layers in call order."""
+    return [keras.layers.Dense(32 * depth), *hidden(keras.layers.Dense, 5 * 5 * 4 * depth, act=act, norm=norm),
+            keras.layers.Reshape((5, 5, 4 * depth)),
+            *hidden(keras.layers.Conv2DTranspose, 2 * depth, 5, 2, act=act, norm=norm),
+            *hidden(keras.layers.Conv2DTranspose, depth, 6, 2, act=act, norm=norm),
             keras.layers.Conv2DTranspose(channels, 6, 2)]
 
 
-def deconv_image(layers, feat, depth):
+def deconv_image(layers, feat):
     """Features [.., F] -> float32 image means [.., 64, 64, C] in the encoder's input scale ([-0.5, 0.5])."""
-    dense, first, *deconvs = layers
     x, lead = _flatten_leading(feat, 1)
-    x = tf.reshape(first(dense(x)), [-1, 5, 5, 4 * depth])
-    for deconv in deconvs:
-        x = deconv(x)
+    for layer in layers:
+        x = layer(x)
     return tf.cast(_restore_leading(x, lead, 3), tf.float32)
 
 
@@ -67,11 +80,10 @@ class ConvDecoder(keras.layers.Layer):
 
     def __init__(self, depth, act, channels=3, **kwargs):
         super().__init__(**kwargs)
-        self._depth = depth
         self._layers = deconv_layers(depth, act, channels)
 
     def call(self, feat):
-        return deconv_image(self._layers, feat, self._depth)
+        return deconv_image(self._layers, feat)
 
 
 NOT_OBSERVED = ('reward', 'is_first', 'is_last', 'is_terminal')  # Travel with the obs but are targets or flags.
@@ -99,20 +111,25 @@ def symlog(x):
     return tf.sign(x) * tf.math.log1p(tf.abs(x))
 
 
+def symexp(x):
+    """sign(x) (exp(|x|) - 1), the inverse of symlog."""
+    return tf.sign(x) * tf.math.expm1(tf.abs(x))
+
+
 class Encoder(keras.layers.Layer):
     """Every observed key to one embedding: image keys (uint8 [.., 64, 64, C], concatenated on channels)
     through DreamerV2's four stride-2 4x4 convolutions to 2x2x(8 depth), vector keys (concatenated)
-    through an MLP, the two embeddings concatenated. With pixels only the layers are exactly the old
-    ConvEncoder's, so the checkpoints of pixel runs keep their keys."""
+    through an MLP, the two embeddings concatenated; `norm` as in `hidden`. With pixels and no norm the
+    layers are exactly the old ConvEncoder's, so the checkpoints of pixel runs keep their keys."""
 
-    def __init__(self, image_keys, vector_keys, depth, act, mlp_layers, mlp_units, symlog_inputs, **kwargs):
+    def __init__(self, image_keys, vector_keys, depth, act, mlp_layers, mlp_units, symlog_inputs, norm='none', **kwargs):
         super().__init__(**kwargs)
         if not image_keys and not vector_keys:
             raise ValueError('the encoder was given no observation key')
         self.image_keys, self.vector_keys = tuple(image_keys), tuple(vector_keys)
         self._symlog = symlog_inputs
-        self._convs = conv_layers(depth, act) if image_keys else []
-        self._mlp = [keras.layers.Dense(mlp_units, activation=act) for _ in range(mlp_layers)] if vector_keys else []
+        self._convs = conv_layers(depth, act, norm) if image_keys else []
+        self._mlp = _hidden_stack(mlp_layers, mlp_units, act, norm) if vector_keys else []
 
     @property
     def keys(self):
@@ -137,19 +154,19 @@ class Decoder(keras.layers.Layer):
     vector keys through an MLP with one linear output per key.
 
     `call` returns {key: predicted mean}: images in the encoder's input scale ([-0.5, 0.5]), vectors
-    in `target`'s scale (symlog when the encoder squashes its inputs). With pixels only the layers are
-    exactly the old ConvDecoder's, so pixel checkpoints keep their keys."""
+    in `target`'s scale (symlog when the encoder squashes its inputs); `norm` as in `hidden`. With
+    pixels and no norm the layers are exactly the old ConvDecoder's, so pixel checkpoints keep their keys."""
 
-    def __init__(self, obs_space, image_keys, vector_keys, depth, act, mlp_layers, mlp_units, symlog_targets, **kwargs):
+    def __init__(self, obs_space, image_keys, vector_keys, depth, act, mlp_layers, mlp_units, symlog_targets,
+                 norm='none', **kwargs):
         super().__init__(**kwargs)
         self.image_keys, self.vector_keys = tuple(image_keys), tuple(vector_keys)
-        self._depth = depth
         self._symlog = symlog_targets
         self._channels = [int(obs_space[key].shape[-1]) for key in self.image_keys]
         self._sizes = [int(obs_space[key].shape[0]) for key in self.vector_keys]
-        self._deconvs = deconv_layers(depth, act, sum(self._channels)) if image_keys else []
+        self._deconvs = deconv_layers(depth, act, sum(self._channels), norm) if image_keys else []
         if self.vector_keys:
-            self._mlp = [keras.layers.Dense(mlp_units, activation=act) for _ in range(mlp_layers)]
+            self._mlp = _hidden_stack(mlp_layers, mlp_units, act, norm)
             self._out = keras.layers.Dense(sum(self._sizes))
 
     @property
@@ -159,7 +176,7 @@ class Decoder(keras.layers.Layer):
     def call(self, feat):
         out = {}
         if self.image_keys:
-            x = deconv_image(self._deconvs, feat, self._depth)
+            x = deconv_image(self._deconvs, feat)
             out.update(zip(self.image_keys, tf.split(x, self._channels, -1)))
         if self.vector_keys:
             x = feat
@@ -179,12 +196,13 @@ class Decoder(keras.layers.Layer):
 
 
 class MLP(keras.layers.Layer):
-    """`layers` hidden Dense layers, then a linear output of size `out` in float32."""
+    """`layers` hidden Dense layers (`norm` as in `hidden`), then a linear output of size `out` in
+    float32; `zero_out` starts that output at exactly 0 (DreamerV3's two-hot heads)."""
 
-    def __init__(self, layers, units, act, out, **kwargs):
+    def __init__(self, layers, units, act, out, norm='none', zero_out=False, **kwargs):
         super().__init__(**kwargs)
-        self._hidden = [keras.layers.Dense(units, activation=act) for _ in range(layers)]
-        self._out = keras.layers.Dense(out)
+        self._hidden = _hidden_stack(layers, units, act, norm)
+        self._out = keras.layers.Dense(out, kernel_initializer='zeros' if zero_out else 'glorot_uniform')
 
     def call(self, x):
         for layer in self._hidden:

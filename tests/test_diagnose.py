@@ -92,3 +92,50 @@ def test_command_line_refuses_a_directory_that_is_not_a_run(tmp_path):
     with pytest.raises(SystemExit) as error:
         diagnose.main(['--logdir', str(tmp_path)])
     assert 'config.yaml does not exist' in str(error.value)
+
+
+def test_realised_returns_against_a_hand_computation():
+    reward = np.array([[9.0, 1.0, 2.0, 3.0]])  # r_0 belongs to no decision from step 0 on
+    cont = np.array([[1.0, 1.0, 0.0, 1.0]])    # entering step 2 ends the episode
+    returns = diagnose.realised_returns(reward, cont, np.array([10.0]), 0.5)
+    # R_3 = 10 (bootstrap); R_2 = 3 + 0.5 * 10 = 8; R_1 = 2 + 0.5 * 0 * 8 = 2; R_0 = 1 + 0.5 * 2 = 2.
+    np.testing.assert_allclose(returns, [[2.0, 2.0, 8.0, 10.0]])
+
+
+@pytest.mark.parametrize('core', ['rssm', 'svsg'])
+def test_critic_check_compares_values_with_the_bootstrapped_replayed_returns(core):
+    agent = make_agent(core)
+    out = agent.ac.critic._out
+    out.kernel.assign(tf.zeros_like(out.kernel))
+    out.bias.assign(tf.fill(out.bias.shape, 2.0))  # the critic says 2 everywhere
+    data = batch()
+    data['reward'] = np.ones((B, T), np.float32)
+    result = diagnose.critic_check(agent, data, 0.5)
+    # Every return bootstraps on 2 at the last step: R = 1 + 0.5 R_next with R_{T-1} = 2 is 2 everywhere.
+    assert result['value'] == pytest.approx(2.0) and result['realised_return'] == pytest.approx(2.0)
+    assert result['abs_error'] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_latent_noise_is_zero_for_an_actor_that_ignores_its_input_and_not_otherwise():
+    agent = make_agent('rssm')
+    noisy = diagnose.latent_noise(agent, batch())
+    assert noisy['within_state_std'] > 0 and noisy['across_state_std'] > 0  # discrete latents resampled
+    out = agent.ac.actor._out
+    out.kernel.assign(tf.zeros_like(out.kernel))
+    assert diagnose.latent_noise(agent, batch()) == {'within_state_std': 0.0, 'across_state_std': 0.0}
+
+
+def test_open_loop_obs_error_per_vector_key_against_a_hand_computation():
+    from vsg.agent import Agent
+    config = config_lib.load(['--configs', 'debug', '--jit', 'false'])
+    obs_space = {'position': gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)}
+    agent = Agent(obs_space, {'action': gymnasium.spaces.Box(-1, 1, (A,), np.float32)}, config)
+    out = agent.wm.decoder._out
+    out.kernel.assign(tf.zeros_like(out.kernel))
+    out.bias.assign(tf.fill(out.bias.shape, 0.5))  # every prediction is 0.5
+    data = batch()
+    del data['image']
+    data['position'] = np.random.default_rng(2).normal(size=(B, T, 3)).astype(np.float32)
+    result = diagnose.diagnose(agent, data, 3, T - 3)
+    by_hand = np.mean((0.5 - data['position'][:, 3:]) ** 2, (0, 2))
+    np.testing.assert_allclose(result['open_loop_obs_mse']['position'], by_hand, atol=1e-4)

@@ -45,8 +45,9 @@ class WorldModel(keras.layers.Layer):
         encoder, decoder = self.core.make_encoder(obs_space, config), self.core.make_decoder(obs_space, config)
         self.encoder = encoder if encoder is not None else _encoder(obs_space, config.encoder)
         self.decoder = decoder if decoder is not None else _decoder(obs_space, config)
-        self.reward_head = nets.MLP(**config.reward_head, out=1, name='reward_head')
-        self.cont_head = nets.MLP(**config.cont_head, out=1, name='cont_head') if config.pred_cont else None
+        self._reward_dist = config.reward_head.dist
+        self.reward_head = _head(config.reward_head, 'reward_head')
+        self.cont_head = _mlp(config.cont_head, 1, 'cont_head') if config.pred_cont else None
         self._scales = dict(config.loss_scales)
         unknown = sorted(set(self._scales) - {*LOSS_TERMS, *self.decoder.keys})
         if unknown:
@@ -98,7 +99,7 @@ class WorldModel(keras.layers.Layer):
         return tf.cast(tf.clip_by_value(video, 0, 1) * 255, tf.uint8)
 
     def reward(self, feat):
-        return dists.MSE(self.reward_head(feat)[..., 0], 0)
+        return dists.head(self._reward_dist, self.reward_head(feat))
 
     def cont(self, feat):
         return dists.Binary(self.cont_head(feat)[..., 0])
@@ -110,19 +111,30 @@ class WorldModel(keras.layers.Layer):
         return self._discount * self.cont(feat).mean()
 
 
+def _mlp(cfg, out, name, **kwargs):
+    """An MLP from a config block with layers, units, act and norm."""
+    return nets.MLP(cfg.layers, cfg.units, cfg.act, out, cfg.norm, name=name, **kwargs)
+
+
+def _head(cfg, name):
+    """A scalar head (reward, critic) sized for its `cfg.dist`; two-hot outputs start at 0 (DreamerV3)."""
+    return _mlp(cfg, dists.head_size(cfg.dist), name, zero_out=cfg.dist == 'twohot')
+
+
 def _encoder(obs_space, enc):
     keys = nets.select_keys(obs_space, enc.cnn_keys, enc.mlp_keys)
     if not any(keys):
         raise ValueError(f'encoder.cnn_keys={enc.cnn_keys!r} and encoder.mlp_keys={enc.mlp_keys!r} match no '
                          f'observation; the env observes {", ".join(_observed(obs_space))}')
-    return nets.Encoder(*keys, enc.depth, enc.act, enc.mlp_layers, enc.mlp_units, enc.symlog_inputs, name='encoder')
+    return nets.Encoder(*keys, enc.depth, enc.act, enc.mlp_layers, enc.mlp_units, enc.symlog_inputs, enc.norm,
+                        name='encoder')
 
 
 def _decoder(obs_space, config):
     dec = config.decoder
     keys = nets.select_keys(obs_space, dec.cnn_keys, dec.mlp_keys)
     return nets.Decoder(obs_space, *keys, dec.depth, dec.act, dec.mlp_layers, dec.mlp_units,
-                        config.encoder.symlog_inputs, name='decoder')
+                        config.encoder.symlog_inputs, dec.norm, name='decoder')
 
 
 def example_batch(agent, obs_space, shape, rng=None):
@@ -197,17 +209,19 @@ class ActorCritic(keras.layers.Layer):
         self._horizon = config.imag_horizon
         self._lambda = config.discount_lambda
         self._ent_scale = config.actor_ent
-        self._target_every = config.slow_target_update
+        self._unimix = config.unimix.actor
+        self._value_dist = config.critic.dist
+        self._slow_reg = config.critic.slow_reg
+        self._target_every, self._target_fraction = config.slow_target_update, config.slow_target_fraction
         self.return_scale = ReturnScale(config.return_norm.decay, dtype='float32') if config.return_norm.on else None
-        mlp = lambda cfg, out, name: nets.MLP(cfg.layers, cfg.units, cfg.act, out, name=name)
-        self.actor = mlp(config.actor, act_dim if self._dist == 'onehot' else 2 * act_dim, 'actor')
-        self.critic = mlp(config.critic, 1, 'critic')
-        self.target_critic = mlp(config.critic, 1, 'target_critic')
+        self.actor = _mlp(config.actor, act_dim if self._dist == 'onehot' else 2 * act_dim, 'actor')
+        self.critic = _head(config.critic, 'critic')
+        self.target_critic = _head(config.critic, 'target_critic')
 
     def policy(self, feat):
         out = self.actor(feat)
         if self._dist == 'onehot':
-            return dists.OneHot(out)
+            return dists.OneHot(dists.unimix(out, self._unimix))
         mean, std = tf.split(out, 2, -1)
         return dists.trunc_normal(mean, std, self._min_std, self._std_shift)
 
@@ -229,7 +243,7 @@ class ActorCritic(keras.layers.Layer):
             # The returns and their scale stay in float32 under mixed precision.
             reward = tf.cast(wm.reward(feat[1:]).mean(), tf.float32)
             discount = tf.cast(wm.discount(feat[1:]), tf.float32)
-            value = tf.cast(self.target_critic(feat)[..., 0], tf.float32)
+            value = self.value(self.target_critic, feat).mean()
             returns = lambda_return(reward, value[1:], discount, self._lambda)
             # Later steps count less: they are reached only if the episode continues.
             weight = tf.stop_gradient(tf.math.cumprod(tf.concat([tf.ones_like(discount[:1]), discount[:-1]], 0)))
@@ -245,8 +259,7 @@ class ActorCritic(keras.layers.Layer):
             actor_loss = -tf.reduce_mean(weight * (objective + self._ent_scale * entropy))
         metrics = actor_opt(actor_tape, actor_loss, self.actor.trainable_variables)
         with tf.GradientTape() as critic_tape:
-            value_dist = dists.MSE(self.critic(tf.stop_gradient(feat[:-1]))[..., 0], 0)
-            critic_loss = -tf.reduce_mean(weight * value_dist.log_prob(tf.stop_gradient(returns)))
+            critic_loss = self.critic_loss(tf.stop_gradient(feat[:-1]), returns, value[:-1], weight)
         metrics.update(critic_opt(critic_tape, critic_loss, self.critic.trainable_variables))
         self._update_target(updates)
         metrics.update({
@@ -257,15 +270,29 @@ class ActorCritic(keras.layers.Layer):
             'return_scale': tf.convert_to_tensor(scale, tf.float32)})
         return metrics
 
+    def value(self, critic, feat):
+        """The value distribution that `critic` (the critic or its slow target) predicts at `feat`."""
+        return dists.head(self._value_dist, critic(feat))
+
+    def critic_loss(self, feat, returns, slow_value, weight):
+        """The critic's negative log-likelihood of the λ-returns, plus `slow_reg` times that of the slow
+        target critic's values (DreamerV3's regulariser towards its EMA critic), weighted per step."""
+        dist = self.value(self.critic, feat)
+        nll = -dist.log_prob(tf.stop_gradient(returns))
+        if self._slow_reg:
+            nll -= self._slow_reg * dist.log_prob(tf.stop_gradient(slow_value))
+        return tf.reduce_mean(weight * nll)
+
     def sync_target(self):
         for target, online in zip(self.target_critic.variables, self.critic.variables):
             target.assign(online)
 
     def _update_target(self, updates):
-        """Copies the critic into the slow target every `slow_target_update` updates (branch-free for XLA)."""
-        copy = tf.cast(updates % self._target_every == 0, tf.float32)
+        """Every `slow_target_update` updates, moves the slow target `slow_target_fraction` of the way to
+        the critic: 1 copies it, DreamerV3's EMA moves 0.02 every update (branch-free for XLA)."""
+        mix = self._target_fraction * tf.cast(updates % self._target_every == 0, tf.float32)
         for target, online in zip(self.target_critic.variables, self.critic.variables):
-            target.assign(target + copy * (online - target))
+            target.assign(target + mix * (online - target))
 
 
 class Agent:

@@ -5,7 +5,8 @@ from vsg.cores.vsg import SVSG, VSG
 
 
 def _kl(config):
-    return dict(kl_balance=config.kl.balance, kl_free=config.kl.free)
+    kl = config.kl
+    return dict(kl_balance=kl.balance, kl_free=kl.free, kl_split=kl.split, kl_dyn=kl.dyn, kl_rep=kl.rep)
 
 
 def _gate(config):
@@ -14,8 +15,9 @@ def _gate(config):
 
 
 CORES = {
-    'rssm': lambda config, rng: RSSM(rng, **config.rssm, **_kl(config), name='core'),
-    'vsg': lambda config, rng: VSG(rng, **config.rssm, **_kl(config), **_gate(config), name='core'),
+    'rssm': lambda config, rng: RSSM(rng, **config.rssm, **_kl(config), unimix=config.unimix.latents, name='core'),
+    'vsg': lambda config, rng: VSG(rng, **config.rssm, **_kl(config), **_gate(config), unimix=config.unimix.latents,
+                                   name='core'),
     'svsg': lambda config, rng: SVSG(rng, **config.svsg, **_kl(config), **_gate(config), name='core'),
 }
 

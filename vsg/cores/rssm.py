@@ -14,6 +14,7 @@ import math
 import keras
 import tensorflow as tf
 
+from common import dists
 from vsg.cores.base import Core
 from vsg.cores.cell import GatedCell, gated_update
 
@@ -26,13 +27,18 @@ class RSSM(Core):
 
     _context = 'deter'  # The state entry the prior and posterior stats are computed from: h_t.
 
-    def __init__(self, rng, deter, hidden, stoch, discrete, act, min_std, kl_balance, kl_free, cell=None, **kwargs):
-        """`cell` defaults to DreamerV2's LayerNorm GRU (a GatedCell with the soft gate)."""
+    def __init__(self, rng, deter, hidden, stoch, discrete, act, min_std, kl_balance, kl_free, kl_split=False,
+                 kl_dyn=0.5, kl_rep=0.1, unimix=0.0, cell=None, **kwargs):
+        """`cell` defaults to DreamerV2's LayerNorm GRU (a GatedCell with the soft gate). `kl_*`: see
+        `loss`. `unimix`: the fraction of uniform mixed into discrete latents' probabilities (dists.unimix);
+        Gaussian latents ignore it."""
         super().__init__(**kwargs)
         self._rng = rng
         self._deter, self._hidden, self._stoch, self._discrete = deter, hidden, stoch, discrete
         self._min_std = min_std
         self._kl_balance, self._kl_free = kl_balance, kl_free
+        self._kl_split, self._kl_dyn, self._kl_rep = kl_split, kl_dyn, kl_rep
+        self._unimix = unimix
         stats_size = stoch * discrete if discrete else 2 * stoch
         self._img_in = _dense(hidden, act)
         self._cell = cell or GatedCell(deter)
@@ -71,15 +77,22 @@ class RSSM(Core):
         return tf.concat([self._flat_stoch(state['stoch']), state['deter']], -1)
 
     def loss(self, post, prior):
-        """KL balancing: the prior moves towards the posterior `kl_balance` of the way, and each
-        direction is floored at `kl_free` nats after averaging over batch and time."""
+        """KL(post || prior) in two directions: `dyn` (the prior learns, the posterior held fixed) and
+        `rep` (the posterior learns). Balanced (DreamerV2): (1 - kl_balance) rep + kl_balance dyn, each
+        floored at `kl_free` nats after averaging over batch and time. Split (DreamerV3): kl_dyn dyn +
+        kl_rep rep, each floored at `kl_free` per batch element and time step before averaging, so steps
+        already under the floor stop pulling and the others still do."""
         sg = lambda state: tf.nest.map_structure(tf.stop_gradient, state)
-        kl_post = tf.reduce_mean(self.kl(post, sg(prior)))
-        kl_prior = tf.reduce_mean(self.kl(sg(post), prior))
-        loss = (1 - self._kl_balance) * tf.maximum(kl_post, self._kl_free)
-        loss += self._kl_balance * tf.maximum(kl_prior, self._kl_free)
+        rep = self.kl(post, sg(prior))
+        dyn = self.kl(sg(post), prior)
+        if self._kl_split:
+            loss = self._kl_dyn * tf.reduce_mean(tf.maximum(dyn, self._kl_free))
+            loss += self._kl_rep * tf.reduce_mean(tf.maximum(rep, self._kl_free))
+        else:
+            loss = (1 - self._kl_balance) * tf.maximum(tf.reduce_mean(rep), self._kl_free)
+            loss += self._kl_balance * tf.maximum(tf.reduce_mean(dyn), self._kl_free)
         metrics = {
-            'kl': kl_prior,
+            'kl': tf.reduce_mean(dyn),
             'prior_ent': tf.reduce_mean(self.entropy(prior)),
             'post_ent': tf.reduce_mean(self.entropy(post))}
         return loss, metrics
@@ -121,7 +134,8 @@ class RSSM(Core):
     def _stats(self, out):
         out = tf.cast(out, tf.float32)
         if self._discrete:
-            return {'logits': tf.reshape(out, [-1, self._stoch, self._discrete])}
+            # Mixed into the stats themselves, so sampling, KL and entropy all see the same distribution.
+            return {'logits': dists.unimix(tf.reshape(out, [-1, self._stoch, self._discrete]), self._unimix)}
         mean, std = tf.split(out, 2, -1)
         return {'mean': mean, 'std': 2 * tf.sigmoid(std / 2) + self._min_std}
 
