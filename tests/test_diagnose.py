@@ -118,11 +118,11 @@ def test_critic_check_compares_values_with_the_bootstrapped_replayed_returns(cor
 
 def test_latent_noise_is_zero_for_an_actor_that_ignores_its_input_and_not_otherwise():
     agent = make_agent('rssm')
-    noisy = diagnose.latent_noise(agent, batch())
+    noisy = diagnose.diagnose(agent, batch(), 3, T - 3)['latent_noise']
     assert noisy['within_state_std'] > 0 and noisy['across_state_std'] > 0  # discrete latents resampled
     out = agent.ac.actor._out
     out.kernel.assign(tf.zeros_like(out.kernel))
-    assert diagnose.latent_noise(agent, batch()) == {'within_state_std': 0.0, 'across_state_std': 0.0}
+    assert diagnose.diagnose(agent, batch(), 3, T - 3)['latent_noise'] == {'within_state_std': 0.0, 'across_state_std': 0.0}
 
 
 def test_open_loop_obs_error_per_vector_key_against_a_hand_computation():

@@ -81,7 +81,6 @@ def main(argv=None):
     except ValueError as e:
         sys.exit(f'error: --return_length {args.return_length}: {e}')
     result['critic'] = critic_check(agent, long_data, config.discount)
-    result['latent_noise'] = latent_noise(agent, data)
     print(json.dumps({'logdir': str(logdir), 'core': config.core, 'step': counters.get('step', 0),
                       'episodes': args.episodes, **result}))
 
@@ -111,7 +110,8 @@ def diagnose(agent, data, context, horizon):
     wm = agent.wm
     data = {key: tf.convert_to_tensor(value[:, :context + horizon]) for key, value in data.items()}
     reward = data['reward'].numpy().astype(np.float64)
-    post, _ = wm.core.observe(wm.encoder(data), data['action'], data['is_first'])
+    embed = wm.encoder(data)
+    post, _ = wm.core.observe(embed, data['action'], data['is_first'])
     posterior_reward = wm.reward(wm.core.get_feat(post)).mean().numpy()
     start = {key: value[:, context - 1] for key, value in post.items()}
     prior = wm.core.imagine(data['action'][:, context:], start)
@@ -132,6 +132,7 @@ def diagnose(agent, data, context, horizon):
         'imagined_reward': {
             'replayed_actions': round(float(np.mean(open_loop)), 4),
             'actor': round(float(tf.reduce_mean(wm.reward(actor_feat[1:]).mean())), 4)}}
+    result['latent_noise'] = latent_noise(agent, data, embed, post)
     flat = {key: tf.reshape(value, [-1, *value.shape[2:]]) for key, value in post.items()}
     starts = int(np.prod(data['action'].shape[:2]))  # every step of the batch starts an imagination
     act_dim = int(data['action'].shape[-1])
@@ -170,14 +171,12 @@ def critic_check(agent, data, discount):
             'abs_error': round(float(np.abs(value - realised).mean()), 3), 'corr': round(float(corr), 3)}
 
 
-def latent_noise(agent, data, samples=8):
-    """How much of the actor's mode action at a posterior state comes from sampling that step's latent."""
+def latent_noise(agent, data, embed, post, samples=8):
+    """How much of the actor's mode action at a posterior state comes from sampling that step's latent;
+    `embed` and `post` are the encoder's output and the posterior on `data` [B, T]."""
     import tensorflow as tf
 
     wm = agent.wm
-    data = {key: tf.convert_to_tensor(value) for key, value in data.items()}
-    embed = wm.encoder(data)
-    post, _ = wm.core.observe(embed, data['action'], data['is_first'])
     flat = lambda x: tf.reshape(x, [-1, *x.shape[2:]])  # steps 1..T-1 of every sequence, one batch
     prev = {key: flat(value[:, :-1]) for key, value in post.items()}
     step = [flat(data['action'][:, 1:]), flat(embed[:, 1:]), flat(data['is_first'][:, 1:])]
