@@ -23,7 +23,7 @@ PY=${PYTHON:-python}
 [[ "$SEED" =~ ^[0-9]+$ ]] || { echo "error: SEED '$SEED' must be a whole number" >&2; exit 2; }
 "$PY" -c 'import sys; from vsg.offline import data
 try:
-    data.representation(sys.argv[1])
+    data.check_representation(sys.argv[1])
 except data.DataError as e:
     sys.exit(f"error: REPR {sys.argv[1]!r}: {e}")' "$REPR"
 case "$TASK" in bbs_*|fetch_*|grid_*) DEFAULT_POLICY=expert ;; *) DEFAULT_POLICY=random ;; esac

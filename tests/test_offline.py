@@ -427,3 +427,15 @@ def test_a_bad_stage_from_the_command_line_is_one_line_without_a_traceback(tmp_p
     assert result.returncode != 0 and 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (  # TensorFlow's own log lines may come before it
         "error: offline.stage='nope' is not allowed; choose one of lapo, probe, bc, decode, eval, all")
+
+
+@pytest.mark.parametrize('args, message', [
+    (('grid_collect', 'slotz', '0'), "error: REPR 'slotz': unknown representation 'slotz'; known: "),
+    (('grid_collect', 'pixels', 'x'), "error: SEED 'x' must be a whole number"),
+])
+def test_offline_script_refuses_a_bad_repr_or_seed_in_one_line_before_collecting(tmp_path, args, message):
+    result = subprocess.run(['bash', 'scripts/offline.sh', *args], cwd=ROOT, capture_output=True, text=True,
+                            env={**ENV, 'DATA': str(tmp_path / 'data')}, timeout=120)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(message)
+    assert not (tmp_path / 'data').exists()
