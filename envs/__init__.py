@@ -9,6 +9,7 @@ import importlib
 import numbers
 
 import gymnasium
+import numpy as np
 
 from envs import rendering  # noqa: F401  (sets the headless GL default before MuJoCo loads)
 from envs import wrappers
@@ -28,19 +29,24 @@ SUITES = {
                              'camera')),
     'fetch': ('envs.fetch:Fetch', ()),
 }
+# The suites that render a segmentation (`render_segmentation(size)`; envs.make(..., segmentation=True)).
+SEGMENTATION = ('dmc', 'dcs', 'fetch', 'bbs')
 
 gymnasium.register('vsg/Env-v0', entry_point='envs.as_gymnasium:GymnasiumEnv')
 
 
 def make(name, seed=0, size=(64, 64), action_repeat=2, time_limit=1000, parallel=True, obs='pixels',
-         **settings):
+         segmentation=False, **settings):
     """Build env `name` with the shared wrappers (envs.wrappers), by default in a spawned worker
     process (see envs.process.ProcessEnv).
 
     time_limit counts env frames, so an episode lasts at most time_limit / action_repeat agent
     steps. `obs` is what the agent observes: pixels (`image`), state (the suite's state vectors, never
-    rendered) or both. `settings` are the suite's own (SUITES lists them). parallel=False builds the
-    env in this process, which must not have imported TensorFlow if the suite is a MuJoCo one.
+    rendered) or both. segmentation=True adds the key `segmentation`, a uint8 label map of `size`
+    from the image's camera (0 the background, an id per object), whatever `obs` is; only the suites
+    in SEGMENTATION render one. `settings` are the suite's own (SUITES lists them). parallel=False
+    builds the env in this process, which must not have imported TensorFlow if the suite is a MuJoCo
+    one (to render, which segmentation does in any obs mode).
     """
     _check_kwargs(size, action_repeat, time_limit)
     wrappers.check_obs(obs)  # here too, so a bad value fails before a worker is spawned
@@ -48,21 +54,25 @@ def make(name, seed=0, size=(64, 64), action_repeat=2, time_limit=1000, parallel
     if suite not in SUITES or not task:
         raise ValueError(f"Unknown env '{name}': names are <suite>_<task> with suite one of "
                          f"{', '.join(SUITES)}.")
+    if not isinstance(segmentation, (bool, np.bool_)):
+        raise ValueError(f'segmentation={segmentation!r} must be true or false.')
+    if segmentation and suite not in SEGMENTATION:
+        raise ValueError(f"Suite {suite} renders no segmentation; the suites that do: {', '.join(SEGMENTATION)}.")
     allowed = SUITES[suite][1]
     unknown = sorted(set(settings) - set(allowed))
     if unknown:
         raise ValueError(f"Unknown setting {', '.join(map(repr, unknown))} for suite {suite}; "
                          f"allowed: {', '.join(allowed) or 'none'}.")
     constructor = functools.partial(
-        _construct, suite, task, seed, tuple(size), action_repeat, time_limit, obs, settings)
+        _construct, suite, task, seed, tuple(size), action_repeat, time_limit, obs, bool(segmentation), settings)
     return ProcessEnv(constructor, name) if parallel else constructor()
 
 
-def _construct(suite, task, seed, size, action_repeat, time_limit, obs, settings):
+def _construct(suite, task, seed, size, action_repeat, time_limit, obs, segmentation, settings):
     module, env_class = SUITES[suite][0].split(':')
     env = getattr(importlib.import_module(module), env_class)(task, seed=seed, **settings)
     try:
-        return wrappers.wrap(env, size, action_repeat, time_limit, obs)
+        return wrappers.wrap(env, size, action_repeat, time_limit, obs, segmentation)
     except Exception:
         env.close()
         raise

@@ -3,7 +3,9 @@
 It is the env the agent trains on (envs.make's time limit, action repeat and [-1, 1] actions)
 behind gymnasium's API. The observation follows `obs` (see envs.make): with pixels (the default) it
 is the image alone, a Box; with state or both it is a gymnasium.spaces.Dict of the suite's state
-vectors (unbounded Boxes, which check_env warns about), and of `image` too with both. The reward and
+vectors (unbounded Boxes, which check_env warns about), and of `image` too with both. With
+segmentation=True (suites in envs.SEGMENTATION) the observation is always a Dict, holding
+`segmentation` (a uint8 [H, W] Box of object ids) besides `image` and/or the state. The reward and
 the episode flags travel in the 5-tuple; a suite's other keys (scalars such as `success`) go to
 `info`. render_mode='rgb_array' returns the frame of the current step, so in state mode the env then
 renders every step as with both. Discrete actions are ints of a Discrete space, as gymnasium users
@@ -36,13 +38,14 @@ class GymnasiumEnv(gymnasium.Env):
         self._env = self._make(seed=seed)
         self._image = None
         obs_space = self._env.obs_space
-        if obs == 'pixels':
+        if obs == 'pixels' and 'segmentation' not in obs_space:
             self._keys = None  # The image alone, not in a dict.
             self.observation_space = obs_space['image']
         else:
             # The state vectors are the rank-1 entries: the suites' other keys are scalars.
+            image = obs in ('pixels', 'both')
             self._keys = [key for key, space in obs_space.items() if key not in spaces.obs_space()
-                          and (len(space.shape) == 1 or (key == 'image' and obs == 'both'))]
+                          and (len(space.shape) == 1 or key == 'segmentation' or (key == 'image' and image))]
             self.observation_space = gymnasium.spaces.Dict({key: obs_space[key] for key in self._keys})
         space = self._env.act_space['action']
         self._one_hot = hasattr(space, 'n')

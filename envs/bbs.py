@@ -40,6 +40,11 @@ Slots that hold no body are zeros. Orientations and the shapes' kinds and colour
   distractor_pos, distractor_vel  2 * max_distractors each; left out when max_distractors is 0
   distractor_present              max_distractors, only with variable_num_distractors (else all are there)
 
+Segmentation (envs.make(..., segmentation=True)): a label map of the agent's view, drawn like the
+frame (each pixel takes the id of the body over its centre): the agent AGENT_ID, the episode's i-th
+shape SHAPE_IDS[i] (2 + i, its state slot), distractor j DISTRACTOR_IDS[j] (7 + j); the floor, the
+walls, what lies outside the arena and the goal pocket (a fixed part of the arena, not a body) 0.
+
 All randomness comes from one np.random.default_rng(seed): the same seed gives the same episodes
 bit for bit, and each reset() continues the stream.
 """
@@ -90,6 +95,12 @@ COLOURS = {'orange': (255, 140, 0), 'blue': (35, 90, 230), 'green': (40, 170, 70
            'red': (215, 35, 35), 'purple': (145, 60, 185)}
 OVERLAY, OVERLAY_ALPHA = np.array((128, 128, 128), np.float32), 0.5
 SUPERSAMPLE = 2
+BODY_MARGIN = 40.0  # Bodies are smaller than this: drawing skips those wholly this far outside the window.
+
+# Segmentation ids (0: floor, walls, goal pocket), fixed per slot whatever the settings.
+AGENT_ID = 1
+SHAPE_IDS = tuple(range(2, 2 + len(COLOURS)))
+DISTRACTOR_IDS = tuple(range(SHAPE_IDS[-1] + 1, SHAPE_IDS[-1] + 1 + MAX_DISTRACTORS))
 
 
 def _regular(count, radius, start=-math.pi / 2):
@@ -129,10 +140,11 @@ EXPERT = dict(cone=0.3, near=2.5, push=200.0, steer=6.0, move=350.0, orbit=1.35)
 
 
 class Thing:
-    """A dynamic body of the arena with what it takes to draw it."""
+    """A dynamic body of the arena with what it takes to draw it, and its segmentation id."""
 
-    def __init__(self, body, shape, vertices, colour, kind):
+    def __init__(self, body, shape, vertices, colour, kind, label):
         self.body, self.shape, self.vertices, self.colour, self.kind = body, shape, vertices, colour, kind
+        self.label = label
         # Circumradius about the centre of mass (a disc: its radius).
         self.radius = AGENT_RADIUS if vertices is None else float(np.max(np.hypot(*vertices.T)))
         self.hold, self.force = 0, (0.0, 0.0)  # Distractors: steps left of the current force.
@@ -197,7 +209,7 @@ class BBS:
         placed = []  # (x, y, radius) of the bodies placed so far.
         self.agent = self._add_agent(self._place(placed, AGENT_RADIUS, self.width))
         self.objects = []
-        for _ in range(num_objects):
+        for index in range(num_objects):
             name = list(SHAPES)[rng.integers(len(SHAPES))]
             colour = list(COLOURS.values())[rng.integers(len(COLOURS))]
             vertices = SHAPES[name]
@@ -205,14 +217,14 @@ class BBS:
             position = self._place(placed, radius, OBJECT_ZONE * self.width)
             angle = float(rng.uniform(0, 2 * math.pi))
             self.objects.append(self._add_poly(vertices, OBJECT_MASS, position, angle, colour, name,
-                                               CAT_OBJECT))
+                                               CAT_OBJECT, SHAPE_IDS[index]))
         self.distractors = []
-        for _ in range(num_distractors):
+        for index in range(num_distractors):
             radius = float(np.max(np.hypot(*KITE.T)))
             position = self._place(placed, radius, self.width)
             angle = float(rng.uniform(0, 2 * math.pi))
             self.distractors.append(self._add_poly(KITE, DISTRACTOR_MASS, position, angle,
-                                                   DISTRACTOR_COLOUR, 'kite', CAT_DISTRACTOR))
+                                                   DISTRACTOR_COLOUR, 'kite', CAT_DISTRACTOR, DISTRACTOR_IDS[index]))
         self._shapes = list(self.objects)
         self._num_objects, self._steps, self._scored = num_objects, 0, 0
         self._expert_target = None
@@ -270,11 +282,21 @@ class BBS:
     def render(self, size):
         """The agent's view: the square of side 2 * agent_view_size centred on the agent, drawn at
         `size` (height, width), what lies outside the arena and the goal under a translucent grey."""
-        x, y = self.agent.body.position
-        window = (x - self._view, y - self._view, x + self._view, y + self._view)
         keep = [(0.0, 0.0, self.width, self.length),
                 (self.width, self.goal_y, self.width + GOAL_WIDTH, self.goal_y + self.goal_height)]
-        return self._draw(window, tuple(size), keep)
+        return self._draw(self._view_window(), tuple(size), keep)
+
+    def render_segmentation(self, size):
+        """The ids (module docstring) of the agent's view as render(size) draws it: uint8 [H, W]."""
+        height, width = size
+        window = self._view_window()
+        x0, y0, x1, y1 = window
+        image = Image.new('L', (width, height), 0)
+        # Shifted by half a pixel: PIL fills the pixels whose integer coordinates fall inside a
+        # polygon, and the pixel (i, j) spans [i, i + 1) x [j, j + 1) here.
+        self._draw_bodies(ImageDraw.Draw(image), window, width / (x1 - x0), height / (y1 - y0), -0.5,
+                          lambda thing: thing.label)
+        return np.asarray(image)
 
     def render_arena(self, size):
         """The whole arena with its walls, for humans: `size` is (height, width), or a height (the
@@ -422,9 +444,9 @@ class BBS:
         shape.friction, shape.elasticity = 0.5, 0.3
         shape.filter = pymunk.ShapeFilter(categories=CAT_AGENT)
         self.space.add(body, shape)
-        return Thing(body, shape, None, AGENT_COLOUR, 'agent')
+        return Thing(body, shape, None, AGENT_COLOUR, 'agent', AGENT_ID)
 
-    def _add_poly(self, vertices, mass, position, angle, colour, kind, category):
+    def _add_poly(self, vertices, mass, position, angle, colour, kind, category, label):
         points = [tuple(map(float, point)) for point in vertices]
         body = pymunk.Body(mass, pymunk.moment_for_poly(mass, points))
         body.position, body.angle = position, angle
@@ -432,7 +454,7 @@ class BBS:
         shape.friction, shape.elasticity = 0.5, 0.3
         shape.filter = pymunk.ShapeFilter(categories=category)
         self.space.add(body, shape)
-        return Thing(body, shape, vertices, colour, kind)
+        return Thing(body, shape, vertices, colour, kind, label)
 
     def _push_distractors(self):
         for thing in self.distractors:
@@ -456,6 +478,29 @@ class BBS:
         if speed > MAX_SPEED:
             body.velocity = (vx * MAX_SPEED / speed, vy * MAX_SPEED / speed)
 
+    def _view_window(self):
+        """The agent's view in world coordinates (x0, y0, x1, y1)."""
+        x, y = self.agent.body.position
+        return x - self._view, y - self._view, x + self._view, y + self._view
+
+    def _draw_bodies(self, draw, window, sx, sy, shift, fill):
+        """The shapes and distractors, then the agent on top, onto `draw` at pixel coordinates
+        (world - window corner) * scale + shift, each filled with fill(thing)."""
+        x0, y0, x1, y1 = window
+        for thing in self.objects + self.distractors:
+            px, py = thing.body.position
+            if not (x0 - BODY_MARGIN < px < x1 + BODY_MARGIN and y0 - BODY_MARGIN < py < y1 + BODY_MARGIN):
+                continue
+            cos, sin = thing.body.rotation_vector
+            xs = px + cos * thing.vertices[:, 0] - sin * thing.vertices[:, 1]
+            ys = py + sin * thing.vertices[:, 0] + cos * thing.vertices[:, 1]
+            points = zip(((xs - x0) * sx + shift).tolist(), ((ys - y0) * sy + shift).tolist())
+            draw.polygon(list(points), fill=fill(thing))
+        px, py = self.agent.body.position
+        draw.ellipse(((px - AGENT_RADIUS - x0) * sx + shift, (py - AGENT_RADIUS - y0) * sy + shift,
+                      (px + AGENT_RADIUS - x0) * sx + shift, (py + AGENT_RADIUS - y0) * sy + shift),
+                     fill=fill(self.agent))
+
     def _draw(self, window, size, keep):
         """The world inside `window` (x0, y0, x1, y1) drawn at `size` (height, width), with a
         translucent grey over all but the rectangles `keep` (disjoint, world coordinates)."""
@@ -473,18 +518,7 @@ class BBS:
 
         rect(0, 0, self.width, self.length, FLOOR)
         rect(self.width, self.goal_y, self.width + GOAL_WIDTH, self.goal_y + self.goal_height, GOAL_COLOUR)
-        margin = 40.0  # Bodies are smaller than this: skip those wholly outside the window.
-        for thing in self.objects + self.distractors:
-            px, py = thing.body.position
-            if not (x0 - margin < px < x1 + margin and y0 - margin < py < y1 + margin):
-                continue
-            cos, sin = thing.body.rotation_vector
-            xs = px + cos * thing.vertices[:, 0] - sin * thing.vertices[:, 1]
-            ys = py + sin * thing.vertices[:, 0] + cos * thing.vertices[:, 1]
-            draw.polygon(list(zip(((xs - x0) * sx).tolist(), ((ys - y0) * sy).tolist())), fill=thing.colour)
-        px, py = self.agent.body.position
-        draw.ellipse(((px - AGENT_RADIUS - x0) * sx, (py - AGENT_RADIUS - y0) * sy,
-                      (px + AGENT_RADIUS - x0) * sx, (py + AGENT_RADIUS - y0) * sy), fill=AGENT_COLOUR)
+        self._draw_bodies(draw, window, sx, sy, 0.0, lambda thing: thing.colour)
         if SUPERSAMPLE > 1:
             image = image.reduce(SUPERSAMPLE)
         frame = np.asarray(image, np.float32)

@@ -18,6 +18,8 @@ DMC (envs/dmc.py) with up to three distractions that change only what is drawn, 
   a random walk of std 0.03 * scale per step within those bounds.
 
 Static distractions are resampled at each reset; dynamic ones move at every env step (frame).
+The segmentation (envs.make(..., segmentation=True)) is DMC's, seen through the same camera as the
+image: the camera distraction moves it with the view, the background and colours never change it.
 `difficulty` easy / medium / hard is scale 0.1 / 0.2 / 0.3, or give the scale in (0, 1]. All the
 distraction randomness comes from generators seeded by the env's seed apart from the task's own
 random state, so rewards and physics equal DMC's under the same seed and actions. So does the state
@@ -146,6 +148,13 @@ class DCS(dmc.DMC):
             self._background.upload(max(size))
         with self._camera_pose.applied() if self._camera_pose else contextlib.nullcontext():
             return super().render(size)
+
+    def render_segmentation(self, size):
+        """DMC's body ids (envs/dmc.py) through the same camera as render(), so they line up with the
+        image: the camera distraction moves them with the view; the background video and the colours
+        never show (the skybox is 0)."""
+        with self._camera_pose.applied() if self._camera_pose else contextlib.nullcontext():
+            return super().render_segmentation(size)
 
     def distraction_state(self):
         """The current distraction parameters (for tests and plots): background (video, frame),

@@ -1,7 +1,14 @@
 """DeepMind Control Suite: `dmc_<domain>_<task>`, e.g. dmc_walker_walk. Its frames from a camera, and
 its own observation dict as state vectors (`position`, `velocity`, ...; scalars as length-1 vectors),
 in the suite's own units, unscaled: e.g. cartpole's position (3: cart x, cos and sin of the pole's
-angle) and velocity (2), walker's orientations (14), height (1) and velocity (9)."""
+angle) and velocity (2), walker's orientations (14), height (1) and velocity (9).
+
+Segmentation (render_segmentation): MuJoCo's segmentation render from the same camera, each pixel
+labelled with the id of the body its geom (or site) belongs to, MuJoCo's body index: every non-world
+body is one object (cartpole: cart 1, pole 2; walker: torso 1, then thighs, legs and feet 2..7),
+and what belongs to the world body (floor, rails, walls, reacher's target) is background 0, as are
+the skybox and what belongs to no body (ball_in_cup's string). The ids are fixed by the task's model,
+so they mean the same in every frame and episode."""
 
 import difflib
 
@@ -13,6 +20,7 @@ from envs import rendering, spaces
 # dm_control sets up EGL when imported, and that alone crashes next to TensorFlow (a segfault
 # when TensorFlow is imported after it, an abort at exit when before), so check first.
 rendering.check_render_allowed()
+import mujoco  # noqa: E402
 from dm_control import suite  # noqa: E402
 
 # The quadruped's camera 0 is a distant overview; 2 is the close side view (as in DreamerV2).
@@ -68,5 +76,24 @@ class DMC:
         rendering.check_render_allowed()
         return self._env.physics.render(*size, camera_id=self._camera)
 
+    def render_segmentation(self, size):
+        rendering.check_render_allowed()
+        physics = self._env.physics
+        return body_labels(physics.model, physics.render(*size, camera_id=self._camera, segmentation=True))
+
     def close(self):
         self._env.close()
+
+
+def body_labels(model, segmentation):
+    """uint8 [H, W] body ids from MuJoCo's segmentation [H, W, 2] of (object id, object type), -1 where
+    nothing was drawn: a geom's or site's pixels take its body's index (the world body's, 0, for the
+    floor), everything else 0."""
+    if model.nbody > 256:
+        raise ValueError(f'This model has {model.nbody} bodies; segmentation ids are uint8 (at most 255 objects).')
+    ids, types = segmentation[..., 0], segmentation[..., 1]
+    labels = np.zeros(ids.shape, np.uint8)
+    for kind, body_of in ((mujoco.mjtObj.mjOBJ_GEOM, model.geom_bodyid), (mujoco.mjtObj.mjOBJ_SITE, model.site_bodyid)):
+        drawn = types == kind
+        labels[drawn] = body_of[ids[drawn]]
+    return labels

@@ -32,6 +32,10 @@ state mode), then the distractors. Slots of objects not in this episode are zero
                              4 n orientations as unit quaternions (w, x, y, z); zero quaternions in empty slots
   object_present             n, only for <A>to<B> tasks: 1 for the objects of this episode, else 0
 
+Segmentation (envs.make(..., segmentation=True)): MuJoCo's segmentation render from the front
+camera, by body: the gripper (hand, wrist and fingers) GRIPPER_ID, object i (0 the target) OBJECT_IDS[i]
+(2 + i, the state's slot), Push and Pick's goal marker GOAL_ID; the table, the floor and the sky 0.
+
 All randomness comes from one np.random.default_rng(seed): the same seed gives the same episodes
 bit for bit, and each reset() continues the stream. Building and stepping the env is safe in a
 process that has imported TensorFlow; rendering is not (render() refuses). `python -m envs.fetch
@@ -88,6 +92,11 @@ SAFE_Z = scene.TABLE_TOP + 2 * scene.BLOCK_HALF + 0.07  # Fingertips clear a blo
 PUSH_Z = scene.TABLE_TOP + 0.04
 BEHIND = math.sqrt(2) * scene.BLOCK_HALF + scene.FINGER_HALF[0] + 0.01  # Grip to block centre before a push.
 HOLD = 0.015  # Push: the expert stops once the block is this close to the goal.
+
+# Segmentation ids (0: the table, floor and sky).
+GRIPPER_ID = 1
+OBJECT_IDS = tuple(range(2, 2 + scene.MAX_OBJECTS))
+GOAL_ID = OBJECT_IDS[-1] + 1
 
 
 def parse_task(task):
@@ -201,6 +210,7 @@ class Fetch:
         self._object_geoms = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f'object{i}')
                               for i in range(scene.MAX_OBJECTS)]
         self._goal = None if self.family == 'Reach' else self.model.body_mocapid[body('goal')]
+        self._geom_ids = self._segmentation_ids(body)
         self._rng = np.random.default_rng(seed)
         self._renderers = {}
         self._started = False
@@ -255,15 +265,18 @@ class Fetch:
         return self._obs(self.reward())
 
     def render(self, size):
-        rendering.check_render_allowed()
-        size = (int(size[0]), int(size[1]))
-        if size not in self._renderers:
-            # The offscreen buffer is made at the size asked for (a larger one costs time to clear).
-            self.model.vis.global_.offheight, self.model.vis.global_.offwidth = size
-            self._renderers[size] = mujoco.Renderer(self.model, *size)
-        renderer = self._renderers[size]
-        renderer.update_scene(self.data, camera='front')
-        return renderer.render().copy()
+        return self._renderer(size).render().copy()
+
+    def render_segmentation(self, size):
+        """uint8 [H, W] ids (module docstring) of what render(size) shows."""
+        renderer = self._renderer(size)
+        renderer.enable_segmentation_rendering()
+        try:
+            drawn = renderer.render()  # (object id, object type) per pixel, -1 where nothing is.
+        finally:
+            renderer.disable_segmentation_rendering()
+        ids, types = drawn[..., 0], drawn[..., 1]
+        return np.where(types == mujoco.mjtObj.mjOBJ_GEOM, self._geom_ids[np.maximum(ids, 0)], 0).astype(np.uint8)
 
     def state(self):
         if not self._started:
@@ -274,6 +287,31 @@ class Fetch:
         for renderer in self._renderers.values():
             renderer.close()
         self._renderers = {}
+
+    def _renderer(self, size):
+        """The renderer of `size`, its scene updated to the current state from the front camera."""
+        rendering.check_render_allowed()
+        size = (int(size[0]), int(size[1]))
+        if size not in self._renderers:
+            # The offscreen buffer is made at the size asked for (a larger one costs time to clear).
+            self.model.vis.global_.offheight, self.model.vis.global_.offwidth = size
+            self._renderers[size] = mujoco.Renderer(self.model, *size)
+        renderer = self._renderers[size]
+        renderer.update_scene(self.data, camera='front')
+        return renderer
+
+    def _segmentation_ids(self, body):
+        """The segmentation id of every geom (module docstring), by the body it belongs to."""
+        ids = np.zeros(self.model.ngeom, np.uint8)
+        owner = self.model.geom_bodyid
+        ids[owner == body('hand')] = GRIPPER_ID
+        for side in ('left', 'right'):
+            ids[owner == body(f'finger_{side}')] = GRIPPER_ID
+        for index, object_body in enumerate(self._objects):
+            ids[owner == object_body] = OBJECT_IDS[index]
+        if self._goal is not None:
+            ids[owner == body('goal')] = GOAL_ID
+        return ids
 
     # --- State, rewards, success.
 

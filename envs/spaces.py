@@ -5,7 +5,8 @@ import numpy as np
 
 
 def obs_space():
-    """The keys every obs carries; the Observe wrapper adds `image` and state keys, a suite may add extras."""
+    """The keys every obs carries; the Observe wrapper adds `image`, `segmentation` and state keys, a
+    suite may add extras."""
     flag = gym.spaces.Box(0, 1, (), bool)
     return {
         'reward': gym.spaces.Box(-np.inf, np.inf, (), np.float32),
@@ -21,6 +22,11 @@ def obs(reward=0.0, is_first=False, is_last=False, is_terminal=False):
 
 def image_space(size):
     return gym.spaces.Box(0, 255, tuple(size) + (3,), np.uint8)
+
+
+def segmentation_space(size):
+    """A label map: an object id per pixel of a frame of `size`, 0 the background."""
+    return gym.spaces.Box(0, 255, tuple(size), np.uint8)
 
 
 def vector_space(size):

@@ -3,8 +3,10 @@
 A suite env has `obs_space` and `act_space` (dicts of gymnasium spaces), `reset() -> obs` and
 `step(action) -> obs` with the keys of spaces.obs_space() (no image, no state), `render(size) -> frame`
 (uint8 [H, W, 3], of `size` where the suite can render at any size), `state_space` (a dict of rank-1
-float32 Boxes) with `state() -> {key: vector}` for the current step, and `close()`. `wrap` turns it
-into the env the agent sees (docs/design.md, "Environments").
+float32 Boxes) with `state() -> {key: vector}` for the current step, and `close()`; the suites that
+have one also `render_segmentation(size) -> labels` (uint8 [H, W] of `size`, the frame's pixels'
+object ids, 0 the background). `wrap` turns it into the env the agent sees (docs/design.md,
+"Environments").
 """
 
 import gymnasium as gym
@@ -23,10 +25,10 @@ def check_obs(obs):
         raise ValueError(f"obs={obs!r} is not allowed; choose one of {', '.join(OBS_MODES)}.")
 
 
-def wrap(env, size, action_repeat, time_limit, obs='pixels'):
+def wrap(env, size, action_repeat, time_limit, obs='pixels', segmentation=False):
     """Innermost first: the time limit counts the suite's own steps (env frames) whatever the
-    action repeat; actions are mapped once per agent step and the image is rendered (or the state
-    read) once per agent step (rendering costs more than a physics step)."""
+    action repeat; actions are mapped once per agent step and the image and segmentation are
+    rendered (or the state read) once per agent step (rendering costs more than a physics step)."""
     env = TimeLimit(env, time_limit)
     env = ActionRepeat(env, action_repeat)
     space = env.act_space['action']
@@ -36,7 +38,7 @@ def wrap(env, size, action_repeat, time_limit, obs='pixels'):
         env = NormalizeAction(env)
     else:
         raise ValueError(f'Action space {space} is not supported; use a Box or a Discrete one.')
-    return Observe(env, size, obs)
+    return Observe(env, size, obs, segmentation)
 
 
 class Wrapper:
@@ -147,19 +149,25 @@ class OneHotAction(Wrapper):
 class Observe(Wrapper):
     """Adds what the agent observes, by `obs`: `pixels` the suite's frame as `image` at `size` (height,
     width), resized if the suite cannot render at that size; `state` the suite's state vectors under
-    their own keys, and never renders; `both` both. Outermost, so it runs once per agent step."""
+    their own keys, and never renders; `both` both. `segmentation` adds the suite's label map of
+    `size` as `segmentation` in any mode (so a state run with it renders); the agent never reads it.
+    Outermost, so it runs once per agent step."""
 
-    def __init__(self, env, size, obs='pixels'):
+    def __init__(self, env, size, obs='pixels', segmentation=False):
         super().__init__(env)
         check_obs(obs)
+        if segmentation and not hasattr(env, 'render_segmentation'):
+            raise ValueError('This env renders no segmentation (envs.SEGMENTATION lists the suites that do).')
         self._size = tuple(size)
         self._pixels, self._state = obs in ('pixels', 'both'), obs in ('state', 'both')
+        self._segmentation = bool(segmentation)
         state_space = dict(env.state_space) if self._state else {}
-        taken = sorted(set(state_space) & {'image', 'action', *env.obs_space})
+        taken = sorted(set(state_space) & {'image', 'segmentation', 'action', *env.obs_space})
         if taken:
             raise ValueError(f"state keys {', '.join(taken)} collide with observation keys; rename them in the suite.")
         image_space = {'image': spaces.image_space(self._size)} if self._pixels else {}
-        self.obs_space = {**image_space, **state_space, **env.obs_space}
+        labels_space = {'segmentation': spaces.segmentation_space(self._size)} if self._segmentation else {}
+        self.obs_space = {**image_space, **labels_space, **state_space, **env.obs_space}
 
     def reset(self):
         return self._observed(self.env.reset())
@@ -169,8 +177,9 @@ class Observe(Wrapper):
 
     def _observed(self, obs):
         image = {'image': resize(self.env.render(self._size), self._size)} if self._pixels else {}
+        labels = {'segmentation': self.env.render_segmentation(self._size)} if self._segmentation else {}
         state = self.env.state() if self._state else {}
-        return {**image, **state, **obs}
+        return {**image, **labels, **state, **obs}
 
 
 def denormalize_action(action, low, high):

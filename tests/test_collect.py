@@ -147,6 +147,18 @@ def test_a_directory_of_other_settings_is_refused(tmp_path):
     assert 'is not a directory' in run(*GRID, '--episodes', 1, '--outdir', tmp_path / 'file').stderr
 
 
+def test_a_dataset_written_before_a_setting_existed_tops_up_with_its_default(tmp_path):
+    out = tmp_path / 'data'
+    assert run(*GRID, '--episodes', 1, '--outdir', out).returncode == 0
+    info = json.loads((out / 'dataset.json').read_text())
+    del info['env']['env.grid.side']  # as if the setting came after the dataset (so segmentation did)
+    (out / 'dataset.json').write_text(json.dumps(info))
+    assert run(*GRID, '--episodes', 2, '--outdir', out).returncode == 0
+    assert json.loads((out / 'dataset.json').read_text()) == info  # kept as written
+    other = run(*GRID, '--env.grid.side', 6, '--episodes', 3, '--outdir', out)
+    assert other.returncode != 0 and 'collected with other settings (env differ' in other.stderr
+
+
 def _grid_config(*flags):
     return collect._config(['--configs', 'debug', *GRID, *map(str, flags)])
 

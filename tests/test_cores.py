@@ -363,8 +363,8 @@ def test_bringbackshapes_sh_maps_every_argument(model, core):
     assert config.core == core and config.task == 'bbs_dense' and config.seed == 4 and config.batch_size == 4
     assert config.env.time_limit == 1000 and config.env.action_repeat == 4 and config.replay.prioritize_ends
     assert dict(config.env.bbs) == {
-        'obs': 'pixels', 'max_objects': 2, 'max_distractors': 3, 'variable_num_objects': True, 'variable_num_distractors': False,
-        'variable_goal_position': True, 'agent_view_size': 100, 'arena_scale': 1.5, 'shaping': 0.0}
+        'obs': 'pixels', 'segmentation': False, 'max_objects': 2, 'max_distractors': 3, 'variable_num_objects': True,
+        'variable_num_distractors': False, 'variable_goal_position': True, 'agent_view_size': 100, 'arena_scale': 1.5, 'shaping': 0.0}
     assert config.logdir == f'/runs/bbs_dense/{model}_base/seed_4'
     if core != 'rssm':
         assert config.gate.prior == 0.3

@@ -281,11 +281,11 @@ def test_frame_strip_entry_point_writes_a_png(tmp_path):
 def test_config_block_holds_every_setting():
     config = config_lib.load(['--env.dcs.difficulty', 'hard', '--env.dcs.distractions', 'camera,color',
                               '--env.dcs.background_split', 'val'])
-    assert set(config.env.dcs) == {*envs.SUITES['dcs'][1], 'obs'}  # obs: envs.make's own argument.
+    assert set(config.env.dcs) == {*envs.SUITES['dcs'][1], 'obs', 'segmentation'}  # envs.make's own arguments.
     assert config.env.dcs.difficulty == 'hard' and tuple(config.env.dcs.distractions) == ('camera', 'color')
     assert config.env.dcs.background_split == 'val'
     assert dict(config_lib.load([]).env.dcs) == {
-        'obs': 'pixels', 'difficulty': 'easy', 'dynamic': False, 'distractions': ('all',), 'background_dir': '',
+        'obs': 'pixels', 'segmentation': False, 'difficulty': 'easy', 'dynamic': False, 'distractions': ('all',), 'background_dir': '',
         'background_split': 'all', 'camera': -1}
 
 

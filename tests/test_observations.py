@@ -78,6 +78,20 @@ def test_mixed_observations_concatenate_the_cnn_and_mlp_embeddings():
     assert mixed.video_prediction is not None
 
 
+def test_a_segmentation_in_the_obs_is_neither_encoded_nor_decoded():
+    """Envs with segmentation=True add a uint8 [H, W] label map: rank 2, so no encoder input or decoder target."""
+    labels = gymnasium.spaces.Box(0, 255, (64, 64), np.uint8)
+    obs_space = space(image=IMAGE, segmentation=labels, position=vector(3))
+    assert nets.select_keys(obs_space, '.*', '.*') == (['image'], ['position'])
+    assert nets.select_keys(obs_space, 'segmentation', 'segmentation') == ([], [])
+    labelled = agent(obs_space)
+    assert labelled.wm.encoder.keys == ('image', 'position') and labelled.wm.decoder.keys == ('image', 'position')
+    data = example_batch(labelled, obs_space, [2, 3], np.random.default_rng(0))
+    data['segmentation'] = np.random.default_rng(1).integers(0, 5, (2, 3, 64, 64)).astype(np.uint8)  # As replay holds it.
+    _, _, metrics = labelled.wm.loss({key: tf.constant(value) for key, value in data.items()})
+    assert 'segmentation_loss' not in metrics and {'image_loss', 'position_loss'} <= set(metrics)
+
+
 def test_symlog_inputs_squash_vectors_and_the_decoder_predicts_in_that_scale():
     x = tf.constant([-100.0, -1.0, 0.0, 0.5, 100.0])
     np.testing.assert_allclose(nets.symlog(x).numpy(), np.sign(x) * np.log1p(np.abs(x)), rtol=1e-6)

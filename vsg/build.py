@@ -39,10 +39,11 @@ def parse(argv, need_logdir=True):
 
 
 def observation_settings(config):
-    """The settings that decide which observation keys a run's agent reads and predicts."""
+    """The settings that decide which observation keys a run's agent reads and predicts, or its replay
+    holds (a segmentation never reaches the agent, but episodes with and without one do not mix)."""
     suite = config.task.partition('_')[0]
-    keys = ['task', f'env.{suite}.obs', 'encoder.cnn_keys', 'encoder.mlp_keys', 'decoder.cnn_keys',
-            'decoder.mlp_keys', 'encoder.symlog_inputs']
+    keys = ['task', f'env.{suite}.obs', f'env.{suite}.segmentation', 'encoder.cnn_keys', 'encoder.mlp_keys',
+            'decoder.cnn_keys', 'decoder.mlp_keys', 'encoder.symlog_inputs']
     return {key: config.flat[key] for key in keys if key in config.flat}
 
 

@@ -22,8 +22,10 @@ import pathlib
 import sys
 import time
 
+import elements
 import numpy as np
 
+from common import config as config_lib
 from common import episodes as episodes_lib
 from common import logger as logger_lib
 
@@ -143,9 +145,21 @@ def dataset_info(config, policy, noise):
     return json.loads(json.dumps({'task': config.task, 'env': env, 'policy': policy, 'noise': noise}))
 
 
+def _read_dataset_info(directory):
+    """DIR/dataset.json (or None), its env settings completed with the defaults of settings added to
+    configs.yaml after it was written (e.g. env.<suite>.segmentation), so older datasets still match."""
+    info = episodes_lib.read_info(directory)
+    if info is None:
+        return None
+    suite = info['task'].partition('_')[0]
+    defaults = elements.Config(config_lib.read_blocks()['defaults']).flat
+    added = {key: value for key, value in defaults.items() if key.startswith(f'env.{suite}.') and key not in info['env']}
+    return {**info, 'env': json.loads(json.dumps({**info['env'], **added}))}
+
+
 def _record_dataset(outdir, info):
     try:
-        old = episodes_lib.read_info(outdir)
+        old = _read_dataset_info(outdir)
     except episodes_lib.EpisodeError as e:
         sys.exit(f'error: {e}')
     if old is not None and old != info:
@@ -168,7 +182,7 @@ def seed_replay(config, env, replay_dir):
     if not files:
         sys.exit(f'error: prefill_from {source} holds no episode files (*.npz); give a vsg.collect --outdir or a run\'s replay/')
     try:
-        info = episodes_lib.read_info(source)
+        info = _read_dataset_info(source)
         spec = episodes_lib.spec(episodes_lib.read(files[-1], required=()))  # the newest episode's
     except episodes_lib.EpisodeError as e:
         sys.exit(f'error: prefill_from {e}')
