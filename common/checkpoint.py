@@ -7,6 +7,7 @@ same shape cannot load swapped, and an unreadable file gives way to the newest r
 Checkpoints of the old positional format (var0, var1, ... with `names`) are converted on load.
 """
 import collections
+import json
 import os
 import pathlib
 import re
@@ -18,6 +19,7 @@ import numpy as np
 
 VARIABLES = 'variables/'
 COUNTERS = 'counters/'
+META = 'meta.json'  # what a model was built from, saved by whoever needs to rebuild it (read_meta)
 _NUMBERED = re.compile(r'(.*?)(?:_(\d+))?')  # 'dense_17' -> ('dense', '17')
 
 
@@ -49,12 +51,15 @@ def keys(variables):
     return result
 
 
-def save(path, variables, counters, keep=1):
-    """Writes `variables` under their keys and `counters` (a dict of ints) to `path`, keeping the
-    `keep - 1` previous checkpoints beside it as path.1.npz (the newest), path.2.npz, ..."""
+def save(path, variables, counters, keep=1, meta=None):
+    """Writes `variables` under their keys, `counters` (a dict of ints) and `meta` (a dict of JSON
+    values, if given) to `path`, keeping the `keep - 1` previous checkpoints beside it as path.1.npz
+    (the newest), path.2.npz, ..."""
     path = pathlib.Path(path)
     arrays = {VARIABLES + key: np.asarray(v.numpy()) for key, v in zip(keys(variables), variables)}
     arrays.update({COUNTERS + name: np.int64(value) for name, value in counters.items()})
+    if meta is not None:
+        arrays[META] = np.array(json.dumps(meta, sort_keys=True))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
@@ -84,6 +89,13 @@ def load(path, variables):
     for key, variable in zip(current, variables):
         variable.assign(saved[key])
     return _counters(arrays)
+
+
+def read_meta(path):
+    """The `meta` dict saved with `path` (or, if it is unreadable, with the newest readable kept copy),
+    or None if it has none. CheckpointUnreadable if no file can be read."""
+    _, arrays = _read_newest(path)
+    return json.loads(str(arrays[META])) if META in arrays else None
 
 
 def load_partial(path, variables, prefix):

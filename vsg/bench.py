@@ -8,6 +8,10 @@ the matmul rate of the precision in use, so figures from different machines comp
 each machine's peak. `loop_env_frames_per_s` predicts vsg.train's env frames/s from these parts.
 `--profile` adds `profile_ms`: the time of each part of the train step (vsg/profile.py). Takes the
 same `--configs` and `--key value` flags as vsg.train (no logdir needed).
+
+`--slots` times the slot model's train step instead (vsg/slots; `python -m vsg.bench --slots --configs
+slots [--slots.KEY VALUE ...]`): compile seconds, median ms per update and per frame (batch_size x
+window frames an update), its FLOPs and the same CPU calibration.
 """
 import json
 import resource
@@ -108,8 +112,67 @@ def predicted_loop(train_ms, policy_ms, env_ms, updates_per_step, action_repeat)
     return {'sequential': round(frames / sequential, 1), 'overlapped': round(frames / overlapped, 1)}
 
 
+def train_step_ms(step):
+    """(seconds of the first call, which compiles; median ms of the later ones). Short steps vary more
+    from one to the next: ~5 s of them, at least 5 and at most 50."""
+    start = time.perf_counter()
+    step()
+    compile_s = time.perf_counter() - start
+    return compile_s, _median_ms(step, min(50, max(5, int(5000 / _median_ms(step, 1)))))
+
+
+def machine_fields(flops, train_ms, precision):
+    """Peak RSS, the step's GFLOP and achieved rate, this CPU and its calibration, and the achieved
+    rate as a fraction of the matmul rate of the compute type in use (so machines compare)."""
+    result = {
+        'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        'train_step_gflop': round(flops / 1e9, 2),
+        'achieved_gflops': round(flops / 1e9 / (train_ms / 1000), 1),
+        'cpu': cpu_info(),
+        'calibration': calibrate(),
+    }
+    peak = result['calibration'][PRECISION_DTYPES[precision]]['matmul_gflops']
+    result['achieved_fraction_of_matmul'] = round(result['achieved_gflops'] / peak, 3)
+    return result
+
+
+def slots_main(argv):
+    """The slot model's train step at the config's sizes on random frames (always float32)."""
+    from vsg.slots import settings
+    config = settings.parse(argv, required=())
+    import tensorflow as tf
+    from vsg.slots import train
+    cfg = config.slots
+    sizes = settings.SlotConfig.of(cfg)
+    model = train.build(sizes, config.seed)
+    update = train.make_update(model, train.optimizer(cfg))
+    shape = (cfg.batch_size, cfg.window, sizes.resolution, sizes.resolution, 3)
+    frames = tf.constant(np.random.default_rng(config.seed).integers(0, 256, shape, np.uint8))
+    compile_s, train_ms = train_step_ms(lambda: update((frames,))['slots_opt_loss'].numpy())
+
+    def loss_and_gradients(frames):
+        with tf.GradientTape() as tape:
+            loss, _ = model.loss(frames)
+        return tape.gradient(loss, model.trainable_variables)
+    # The update's arithmetic (every loop is unrolled, so the profiler sees it all) but Adam's, which is small.
+    flops = graph_flops(tf.function(loss_and_gradients).get_concrete_function(frames))
+    result = {
+        'argv': argv, 'model': 'slots', 'precision': 'float32', 'sizes': sizes.as_dict(),
+        'batch': [cfg.batch_size, cfg.window],
+        'compile_s': round(compile_s, 2),
+        'train_step_ms': round(train_ms, 1),
+        'ms_per_frame': round(train_ms / (cfg.batch_size * cfg.window), 2),
+        'updates_per_s': round(1000 / train_ms, 3),
+        **machine_fields(flops, train_ms, 'float32'),
+    }
+    print(json.dumps(result))
+    return result
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if '--slots' in argv:
+        return slots_main([arg for arg in argv if arg != '--slots'])
     with_profile = '--profile' in argv  # Our flag; the rest are vsg.train's.
     config = build.parse([arg for arg in argv if arg != '--profile'], need_logdir=False)
     import tensorflow as tf
@@ -122,12 +185,7 @@ def main(argv=None):
         rng = np.random.default_rng(config.seed)
         b, t = config.batch_size, config.batch_length
         batch = {key: tf.constant(value) for key, value in example_batch(agent, env.obs_space, [b, t], rng).items()}
-        start = time.perf_counter()
-        agent.train(batch)['model_opt_loss'].numpy()
-        compile_s = time.perf_counter() - start
-        step = lambda: agent.train(batch)['model_opt_loss'].numpy()
-        # Short steps vary more from one to the next: ~5 s of them, at least 5 and at most 50.
-        train_ms = _median_ms(step, min(50, max(5, int(5000 / _median_ms(step, 1)))))
+        compile_s, train_ms = train_step_ms(lambda: agent.train(batch)['model_opt_loss'].numpy())
 
         policy = build.agent_policy(agent, 'train', 1)
         obs = env.reset()
@@ -159,18 +217,11 @@ def main(argv=None):
         'updates_per_s': round(1000 / train_ms, 3),
         'policy_step_ms': round(policy_ms, 2),
         'env_steps_per_s': round(env_steps_per_s, 2),
-        'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        'train_step_gflop': round(flops / 1e9, 2),
-        'achieved_gflops': round(flops / 1e9 / (train_ms / 1000), 1),
-        'cpu': cpu_info(),
-        'calibration': calibrate(),
+        **machine_fields(flops, train_ms, config.precision),
     }
     result['loop_env_frames_per_s'] = predicted_loop(
         train_ms, policy_ms, 1000 / env_steps_per_s - policy_ms,
         config.train_ratio / (config.batch_size * config.batch_length), config.env.action_repeat)
-    # Against the matmul rate of the compute type in use: the fraction of this machine's peak.
-    peak = result['calibration'][PRECISION_DTYPES[config.precision]]['matmul_gflops']
-    result['achieved_fraction_of_matmul'] = round(result['achieved_gflops'] / peak, 3)
     if with_profile:
         result['profile_ms'] = parts_ms
     print(json.dumps(result))

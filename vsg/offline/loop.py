@@ -64,11 +64,13 @@ def make_logger(logdir):
 
 
 def train(name, logdir, variables, update, batches, steps, save_every, log_every, logger, evaluate=None,
-          inputs=None, keep=2):
+          inputs=None, keep=2, meta=None):
     """Runs `update(batch) -> metrics` on `next(batches)` until `steps` updates are done, resuming from
-    LOGDIR/NAME.npz; every `log_every` updates also logs `evaluate() -> metrics` if given. `inputs`
-    ({checkpoint name: its update count}) are the earlier stages' outputs this one learns from; they
-    are saved with it, and a checkpoint made from other ones is refused rather than resumed."""
+    LOGDIR/NAME.npz; every `log_every` updates also logs `evaluate() -> metrics` if given (under the
+    stage's name, unless a key names its own group: 'eval/mse'). `inputs` ({checkpoint name: its update
+    count}) are the earlier stages' outputs this one learns from; they are saved with it, and a
+    checkpoint made from other ones is refused rather than resumed. `meta` (a dict of JSON values) is
+    saved with every checkpoint (common.checkpoint.read_meta)."""
     path = checkpoint_path(logdir, name)
     done, inputs = 0, {f'input_{key}': value for key, value in (inputs or {}).items()}
     if path.exists():
@@ -99,16 +101,16 @@ def train(name, logdir, variables, update, batches, steps, save_every, log_every
         if int(step) % log_every == 0 or int(step) == steps:
             last = means.result()
             if evaluate:
-                last.update({f'{name}/{key}': value for key, value in evaluate().items()})
+                last.update({key if '/' in key else f'{name}/{key}': value for key, value in evaluate().items()})
             logger.add(last)
             logger.write()
             rate = (int(step) - start_step) / max(time.monotonic() - start, 1e-9)
-            shown = ' | '.join(f'{key.split("/", 1)[1]} {float(value):.4g}' for key, value in last.items()
+            shown = ' | '.join(f'{key.removeprefix(name + "/")} {float(value):.4g}' for key, value in last.items()
                                if np.ndim(value) == 0 and not key.endswith('grad_norm'))
             print(f'{name}: update {int(step):,}/{steps:,} | {shown} | {rate:.1f} updates/s | '
                   f'ETA {logger_lib.duration((steps - int(step)) / rate) if rate else "-"}', flush=True)
         if int(step) % save_every == 0 or int(step) == steps:
-            checkpoint.save(path, variables, {'step': int(step), **inputs}, keep=keep)
+            checkpoint.save(path, variables, {'step': int(step), **inputs}, keep=keep, meta=meta)
 
 
 def log(logger, metrics, step=0):

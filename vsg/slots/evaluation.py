@@ -1,0 +1,55 @@
+"""What the slot model is judged by on held-out windows: the reconstruction error, the foreground
+adjusted Rand index (FG-ARI) of its masks against the episodes' segmentation ids beside that of a
+fixed grid of as many regions, and a video of frames, reconstructions and each slot's share.
+"""
+import functools
+import math
+import sys
+
+import numpy as np
+
+
+def fg_ari(true_ids, pred_ids):
+    """Per-window FG-ARI [N] of ids [N, T, H, W] (each window scored as one video, so a slot must keep
+    its object over time), or None while common.segmentation is not there."""
+    scorer = _scorer()
+    return None if scorer is None else scorer(true_ids, pred_ids, background=0)
+
+
+@functools.cache
+def _scorer():
+    try:
+        from common import segmentation
+    except ImportError:
+        print('slots: warning: common.segmentation is missing, so FG-ARI is not measured', file=sys.stderr, flush=True)
+        return None
+    return segmentation.fg_ari
+
+
+def predicted_ids(masks):
+    """masks [.., K, H, W] -> the slot holding each pixel [.., H, W] (argmax over slots)."""
+    return np.argmax(masks, axis=-3)
+
+
+def grid_ids(shape, regions):
+    """ids [.., H, W] of a fixed split of the frame into `regions` cells, rows x columns with rows the
+    largest divisor of `regions` up to its square root (6: 2 x 3): the baseline FG-ARI compares with."""
+    rows = max(d for d in range(1, math.isqrt(regions) + 1) if regions % d == 0)
+    cols = regions // rows
+    height, width = shape[-2:]
+    ids = (np.arange(height)[:, None] * rows // height) * cols + np.arange(width)[None, :] * cols // width
+    return np.broadcast_to(ids, shape)
+
+
+def to_uint8(images):
+    """Images in [-0.5, 0.5] -> uint8 [0, 255]."""
+    return np.clip((np.asarray(images) + 0.5) * 255, 0, 255).round().astype(np.uint8)
+
+
+def video(frames, recon, masks, rgb):
+    """uint8 [T, N H, (2 + K) W, 3]: for each of N windows a row of frame | reconstruction | each
+    slot's mask x its RGB (black where the slot is absent), as a GIF's frames."""
+    shares = to_uint8(rgb) * masks[..., None]                                    # [N, T, K, H, W, 3]
+    panels = [frames, to_uint8(recon), *np.moveaxis(shares, 2, 0).round().astype(np.uint8)]  # each [N, T, H, W, 3]
+    rows = np.concatenate(panels, axis=3)                                         # [N, T, H, (2 + K) W, 3]
+    return np.concatenate(list(rows), axis=1)                                     # [T, N H, (2 + K) W, 3]
