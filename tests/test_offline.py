@@ -31,6 +31,21 @@ def grid_data(tmp_path_factory):
     return out
 
 
+# --- Acting.
+
+def test_one_hot_actions_are_drawn_from_the_softmax_with_a_seed_and_are_its_argmax_without():
+    import tensorflow as tf
+    from vsg.offline import bc
+    probs = np.array([0.6, 0.3, 0.1, 0.0], np.float32)
+    logits = tf.constant(np.log(np.maximum(probs, 1e-12))[None].repeat(4000, 0))
+    drawn = bc.to_action(logits, True, tf.constant([3, 4])).numpy()
+    assert drawn.shape == (4000, 4) and np.all(drawn.sum(-1) == 1)
+    assert np.allclose(drawn.mean(0), probs, atol=0.03)  # 3 standard errors of 0.5 at n=4000 are 0.024
+    assert np.array_equal(drawn, bc.to_action(logits, True, tf.constant([3, 4])).numpy())  # stateless: same seed, same draw
+    assert np.all(bc.to_action(logits, True).numpy() == [1, 0, 0, 0])
+    assert np.array_equal(bc.to_action(tf.constant([[-2.0, 0.5]]), False).numpy(), [[-1.0, 0.5]])
+
+
 # --- The probe.
 
 def test_probe_is_near_zero_for_linear_latents_and_near_the_variance_for_noise():
@@ -412,6 +427,8 @@ def test_lapo_alone_runs_on_action_free_episodes(tmp_path):
     (['--offline.lapo.kl_free', '-1', '--offline.data', 'EMPTY'], 'offline.lapo.kl_free=-1.0 must be at least 0'),
     (['--offline.lapo.fdm', 'resnet', '--offline.data', 'EMPTY'],
      "offline.lapo.fdm='resnet' is not allowed; choose one of unet, vector"),
+    (['--offline.discrete_act', 'mode', '--offline.data', 'EMPTY'],
+     "offline.discrete_act='mode' is not allowed; choose one of sample, argmax"),
 ])
 def test_bad_input_is_a_one_line_error(tmp_path, args, message):
     (tmp_path / 'empty').mkdir()

@@ -2,7 +2,9 @@
 latents (no true actions), and the baseline π_bc(o_t) -> a_t trained on every true action.
 
 Continuous actions are regressed (MSE) and clipped to [-1, 1] when acting; one-hot actions are
-classified (softmax cross-entropy) and acted on as the one-hot argmax.
+classified (softmax cross-entropy) and acted on by sampling the softmax (offline.discrete_act sample)
+or by its argmax. A clone that always takes the argmax repeats its mistakes: on the gridworld a
+state where it picks a wrong move or `stay` returns forever, which the noisy data policy never does.
 """
 import keras
 import tensorflow as tf
@@ -30,11 +32,19 @@ def action_loss(output, actions, discrete):
     return tf.reduce_mean((output - actions) ** 2)
 
 
-def to_action(output, discrete):
-    """An env action from a net's output: one-hot argmax, or clipped to [-1, 1]."""
-    if discrete:
-        return tf.one_hot(tf.argmax(output, -1), output.shape[-1])
-    return tf.clip_by_value(output, -1.0, 1.0)
+DISCRETE_ACTS = ('sample', 'argmax')
+
+
+def to_action(output, discrete, seed=None):
+    """An env action from a net's output: for one-hot actions a draw from the softmax of the logits
+    with the stateless `seed` ([2] int), or the argmax without one; else clipped to [-1, 1]."""
+    if not discrete:
+        return tf.clip_by_value(output, -1.0, 1.0)
+    if seed is None:
+        index = tf.argmax(output, -1)
+    else:
+        index = tf.random.stateless_categorical(output, 1, seed)[:, 0]
+    return tf.one_hot(index, output.shape[-1])
 
 
 def optimizer(name, net):

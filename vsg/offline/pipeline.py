@@ -40,6 +40,9 @@ def check(config):
     data.check_representation(cfg.repr)
     if cfg.lapo.latent not in LATENTS:
         raise StageError(f"offline.lapo.latent={cfg.lapo.latent!r} is not allowed; choose one of {', '.join(LATENTS)}")
+    if cfg.discrete_act not in bc.DISCRETE_ACTS:
+        raise StageError(f"offline.discrete_act={cfg.discrete_act!r} is not allowed; choose one of "
+                         f"{', '.join(bc.DISCRETE_ACTS)}")
     if cfg.lapo.fdm not in FDMS:
         raise StageError(f"offline.lapo.fdm={cfg.lapo.fdm!r} is not allowed; choose one of {', '.join(FDMS)}")
     if not 0 < cfg.test_fraction < 1:
@@ -281,18 +284,22 @@ def run_eval(run):
     convert = run.data.repr.convert
     # Each agent with the checkpoints it acts with; a result made from other ones is redone.
     agents = {'random': (lambda: 'random', []),
-              'bc': (lambda: _agent(run, convert, load_policy(run, 'action_policy', run.action_size)), ['bc_action'])}
+              'bc': (lambda: _agent(run, convert, seed, load_policy(run, 'action_policy', run.action_size)), ['bc_action'])}
     for m in run.labels():
-        agents[f'latent_m{m}'] = (lambda m=m: _agent(run, convert, load_policy(run, 'latent_policy', cfg.lapo.latent_size),
+        agents[f'latent_m{m}'] = (lambda m=m: _agent(run, convert, seed, load_policy(run, 'latent_policy', cfg.lapo.latent_size),
                                                      load_decoder(run, m)), ['lapo', 'bc_latent', f'decoder_m{m}'])
+    # How one-hot actions are picked changes the returns, so a result acted otherwise is redone.
+    acting = cfg.discrete_act if discrete else 'clip'
     print(f'eval: {cfg.eval.episodes} episodes each on {env_config.task} for {", ".join(agents)}', flush=True)
     for name, (make, sources) in agents.items():
         sources = {source: loop.updates(run.logdir, source) for source in sources}
-        if name in done and len(done[name]['returns']) == cfg.eval.episodes and done[name].get('sources') == sources:
+        if name in done and len(done[name]['returns']) == cfg.eval.episodes and done[name].get('sources') == sources \
+                and (name == 'random' or done[name].get('acting') == acting):
             continue
         returns = rollout.returns(env_config, make(), cfg.eval.episodes, cfg.eval.workers, seed,
                                   (run.action_size, discrete))
-        done[name] = {'returns': returns, 'mean': float(np.mean(returns)), 'std': float(np.std(returns)), 'sources': sources}
+        done[name] = {'returns': returns, 'mean': float(np.mean(returns)), 'std': float(np.std(returns)), 'sources': sources,
+                      'acting': acting}
         _write_json(path, done)
         loop.log(run.logger, {f'eval/{name}_return': done[name]['mean']})
         print(f"eval: {name} return {done[name]['mean']:.3f} ± {done[name]['std']:.3f}", flush=True)
@@ -314,12 +321,16 @@ def load_decoder(run, m):
     return net
 
 
-def _agent(run, convert, policy, decoder=None):
+def _agent(run, convert, seed, policy, decoder=None):
+    """A driver policy from `policy` (and `decoder`); one-hot actions drawn with a generator seeded `seed`
+    unless offline.discrete_act is argmax."""
     discrete = run.data.discrete
+    draws = tf.random.Generator.from_seed(seed) if discrete and run.cfg.discrete_act == 'sample' else None
 
     def act(stacked):
         output = policy(stacked)
-        return bc.to_action(decoder(output) if decoder is not None else output, discrete)
+        output = decoder(output) if decoder is not None else output
+        return bc.to_action(output, discrete, None if draws is None else draws.make_seeds(1)[:, 0])
     act = compiled(act, run.data.stacked(run.train_steps[:1]))
     return rollout.stacking_policy(lambda stacked: act(stacked).numpy(), convert, run.cfg.frame_stack)
 
@@ -353,7 +364,8 @@ def write_results(run):
         'task': run.env_config().task, 'data': str(run.cfg.data), 'repr': run.cfg.repr,
         'episodes': {'train': len(run.train_eps), 'test': len(run.test_eps)},
         'data_policy': {'policy': info.get('policy'), 'noise': info.get('noise'), 'return': data_return},
-        'probe': probes, 'decode': decoded, 'returns': rows, 'eval_episodes': run.cfg.eval.episodes}
+        'probe': probes, 'decode': decoded, 'returns': rows, 'eval_episodes': run.cfg.eval.episodes,
+        'discrete_act': run.cfg.discrete_act if run.data.discrete else None}
     _write_json(run.path('results.json'), results)
     run.path('results.md').write_text(_markdown(results))
     print(run.path('results.md').read_text(), flush=True)
@@ -385,8 +397,10 @@ def _markdown(results):
             lines.append(f"| {m} | {row['labelled_steps']} | {row['heldout_loss_idm']:.4g} | {row['heldout_loss_policy']:.4g} |")
         lines.append('')
     if results['returns']:
-        lines += [f"Returns over {results['eval_episodes']} episodes (mean ± std); normalised by BC on all true actions "
-                  'and by the data policy:', '',
+        acting = {'sample': ', one-hot actions drawn from the clones\' softmax', 'argmax': ', one-hot actions by argmax',
+                  None: ''}[results.get('discrete_act')]
+        lines += [f"Returns over {results['eval_episodes']} episodes (mean ± std{acting}); normalised by BC on all true "
+                  'actions and by the data policy:', '',
                   '| agent | return | ÷ BC | ÷ data policy |', '|---|---|---|---|',
                   f"| data policy | {fmt(policy['return'])} | | 1.000 |"]
         for row in results['returns'].values():
