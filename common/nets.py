@@ -75,6 +75,31 @@ class ConvEncoder(keras.layers.Layer):
         return conv_embed(self._convs, image, self.compute_dtype)
 
 
+class KeypointEncoder(keras.layers.Layer):
+    """Images to keypoints (a spatial softmax, Levine et al. 2016): convolutions keep a 32x32 map of
+    2 depth channels, and each channel reports the expected (x, y) of its softmax over the map, in
+    [-1, 1]. Where things are survives exactly, which DreamerV2's 2x2 map only keeps entangled; the
+    offline policies' other image encoder (offline.bc.encoder)."""
+
+    def __init__(self, depth, act, **kwargs):
+        super().__init__(**kwargs)
+        self._convs = [keras.layers.Conv2D(depth, 5, 2, 'same', activation=act),
+                       keras.layers.Conv2D(2 * depth, 3, 1, 'same', activation=act),
+                       keras.layers.Conv2D(2 * depth, 3, 1, 'same')]  # logits of the softmax: no activation
+
+    def call(self, image):
+        x, lead = _flatten_leading(image, 3)
+        x = tf.cast(x, self.compute_dtype) / 255 - 0.5
+        for conv in self._convs:
+            x = conv(x)
+        x = tf.cast(x, tf.float32)
+        height, width, channels = x.shape[1:]
+        weights = tf.nn.softmax(tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [-1, channels, height * width]), -1)
+        rows, cols = tf.meshgrid(tf.linspace(-1.0, 1.0, height), tf.linspace(-1.0, 1.0, width), indexing='ij')
+        points = [tf.reduce_sum(weights * tf.reshape(grid, [1, 1, -1]), -1) for grid in (cols, rows)]
+        return _restore_leading(tf.concat(points, -1), lead, 1)
+
+
 class ConvDecoder(keras.layers.Layer):
     """Features to one image's mean (deconv_layers); the offline models' image decoder."""
 

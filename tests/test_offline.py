@@ -46,6 +46,21 @@ def test_one_hot_actions_are_drawn_from_the_softmax_with_a_seed_and_are_its_argm
     assert np.array_equal(bc.to_action(tf.constant([[-2.0, 0.5]]), False).numpy(), [[-1.0, 0.5]])
 
 
+def test_keypoints_are_where_each_channel_is_active():
+    import tensorflow as tf
+    from common import nets
+    layer = nets.KeypointEncoder(2, 'elu')
+    images = np.zeros((2, 3, 64, 64, 3), np.uint8)  # any leading axes
+    assert layer(images).shape == (2, 3, 8)
+    # The softmax's expected position, by hand: one map whose logits peak at row 8, column 24 of 32.
+    logits = np.full((1, 32, 32, 1), -30.0, np.float32)
+    logits[0, 8, 24, 0] = 30.0
+    layer._convs = [lambda x: tf.constant(logits)]  # the map itself, to check the pooling alone
+    x, y = layer(images[:1, 0]).numpy()[0]
+    grid = np.linspace(-1, 1, 32)
+    assert np.allclose([x, y], [grid[24], grid[8]], atol=1e-5)
+
+
 # --- The probe.
 
 def test_probe_is_near_zero_for_linear_latents_and_near_the_variance_for_noise():
@@ -427,6 +442,8 @@ def test_lapo_alone_runs_on_action_free_episodes(tmp_path):
     (['--offline.lapo.kl_free', '-1', '--offline.data', 'EMPTY'], 'offline.lapo.kl_free=-1.0 must be at least 0'),
     (['--offline.lapo.fdm', 'resnet', '--offline.data', 'EMPTY'],
      "offline.lapo.fdm='resnet' is not allowed; choose one of unet, vector"),
+    (['--offline.bc.encoder', 'vit', '--offline.data', 'EMPTY'],
+     "offline.bc.encoder='vit' is not allowed; choose one of conv, keypoints"),
     (['--offline.discrete_act', 'mode', '--offline.data', 'EMPTY'],
      "offline.discrete_act='mode' is not allowed; choose one of sample, argmax"),
 ])

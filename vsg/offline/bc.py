@@ -15,11 +15,13 @@ from vsg.offline.lapo import encoder
 
 
 class Policy(keras.layers.Layer):
-    """Stacked inputs up to o_t -> a vector of size `out`."""
+    """Stacked inputs up to o_t -> a vector of size `out`; images through the encoder named `image`
+    (offline.bc.encoder: `conv`, or `keypoints`, which measured better where the action depends on where
+    small things are, Fetch Reach)."""
 
-    def __init__(self, kind, out, net, **kwargs):
+    def __init__(self, kind, out, net, image='conv', **kwargs):
         super().__init__(**kwargs)
-        self._encoder = encoder(kind, net.depth, net.act, 'encoder')
+        self._encoder = encoder(kind, net.depth, net.act, 'encoder', image)
         self._head = nets.MLP(net.layers, net.units, net.act, out, name='head')
 
     def call(self, stacked):

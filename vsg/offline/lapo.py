@@ -10,11 +10,14 @@ import tensorflow as tf
 from common import nets
 
 
-def encoder(kind, depth, act, name):
-    """Flat features of one model input: the conv encoder for images, an identity flatten for vectors
-    (an MLP follows either way)."""
+IMAGE_ENCODERS = {'conv': nets.ConvEncoder, 'keypoints': nets.KeypointEncoder}
+
+
+def encoder(kind, depth, act, name, image='conv'):
+    """Flat features of one model input: for images the encoder named `image` (IMAGE_ENCODERS), for
+    vectors an identity flatten (an MLP follows either way)."""
     if kind == 'image':
-        return nets.ConvEncoder(depth, act, name=name)
+        return IMAGE_ENCODERS[image](depth, act, name=name)
     return keras.layers.Flatten(name=name)
 
 

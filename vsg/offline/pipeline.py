@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from common import checkpoint
 from vsg.offline import bc, data, decode, loop, probe, rollout
-from vsg.offline.lapo import LatentActionModel
+from vsg.offline.lapo import IMAGE_ENCODERS, LatentActionModel
 from vsg.offline.loop import StageError
 
 STAGES = ('lapo', 'probe', 'bc', 'decode', 'eval')
@@ -40,6 +40,8 @@ def check(config):
     data.check_representation(cfg.repr)
     if cfg.lapo.latent not in LATENTS:
         raise StageError(f"offline.lapo.latent={cfg.lapo.latent!r} is not allowed; choose one of {', '.join(LATENTS)}")
+    if cfg.bc.encoder not in IMAGE_ENCODERS:
+        raise StageError(f"offline.bc.encoder={cfg.bc.encoder!r} is not allowed; choose one of {', '.join(IMAGE_ENCODERS)}")
     if cfg.discrete_act not in bc.DISCRETE_ACTS:
         raise StageError(f"offline.discrete_act={cfg.discrete_act!r} is not allowed; choose one of "
                          f"{', '.join(bc.DISCRETE_ACTS)}")
@@ -119,7 +121,7 @@ class Run:
 
     def policy(self, name, out):
         self.seed_nets()
-        net = bc.Policy(self.data.repr.kind, out, self.cfg.net, name=name)
+        net = bc.Policy(self.data.repr.kind, out, self.cfg.net, self.cfg.bc.encoder, name=name)
         net(self.data.stacked(self.train_steps[:1]))
         return net
 
