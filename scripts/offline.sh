@@ -6,7 +6,8 @@
 #   e.g. bash scripts/offline.sh bbs_dense pixels 0 --env.action_repeat 4 --env.time_limit 400 \
 #          --env.bbs.max_objects 1 --env.bbs.arena_scale 0.6
 #   TASK   env name; bbs_*, fetch_* and grid_* tasks are collected with the scripted expert, others with random actions
-#   REPR   the models' input: pixels (vsg/offline/data.py REPRESENTATIONS lists them)
+#   REPR   the models' input: pixels, state, slots or masks (the last two with --offline.slots.checkpoint;
+#          vsg/offline/data.py REPRESENTATIONS lists them)
 #   SEED   seed of the collection and of the offline run
 # Flags after SEED go to both commands (env settings shape the data; offline.* keys the run).
 # EPISODES (default 60), POLICY (expert for bbs_*, fetch_* and grid_*, else random; or checkpoint:LOGDIR),

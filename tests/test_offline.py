@@ -324,7 +324,7 @@ def test_windows_stack_frames_inside_episodes_and_align_actions():
     train, test = data.split(5, 0.2, seed=0)
     assert len(test) == 1 and sorted([*train, *test]) == list(range(5))
     with pytest.raises(data.DataError, match='unknown representation'):
-        data.check_representation('slots')
+        data.check_representation('slotz')
 
 
 def test_representations_find_their_keys_by_shape_not_by_name():
@@ -437,7 +437,7 @@ def test_lapo_alone_runs_on_action_free_episodes(tmp_path):
     (['--offline.data', 'EMPTY'], 'holds no episode .npz files'),
     (['--offline.data', 'NOIMAGE'], "the data holds no image observations for representation 'pixels'"),
     (['--offline.data', 'NOIMAGE', '--offline.stage', 'probe'], "the data holds no image observations"),
-    (['--offline.repr', 'slots', '--offline.data', 'EMPTY'], "unknown representation 'slots'; known: pixels, state"),
+    (['--offline.repr', 'slotz', '--offline.data', 'EMPTY'], "unknown representation 'slotz'; known: pixels, state, slots, masks"),
     (['--offline.lapo.latent', 'gumbel', '--offline.data', 'EMPTY'], "offline.lapo.latent='gumbel' is not allowed"),
     (['--offline.lapo.kl_free', '-1', '--offline.data', 'EMPTY'], 'offline.lapo.kl_free=-1.0 must be at least 0'),
     (['--offline.lapo.fdm', 'resnet', '--offline.data', 'EMPTY'],

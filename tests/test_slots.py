@@ -101,6 +101,20 @@ def test_encode_carries_the_slots_across_chunks_as_one_window():
     np.testing.assert_allclose(masks, model.decode(slots)[1].numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_stepping_one_frame_at_a_time_from_the_last_slots_equals_encoding_the_window_at_once():
+    model = tiny_model()
+    frames = random_frames((2, 4, 8, 8, 3), seed=5)
+    slots, masks = model.encode(frames)
+    stepped, stepped_masks, last = [], [], None
+    for t in range(4):  # what a live rollout does, one env step after the other
+        step_slots, step_masks = model.encode(frames[:, t:t + 1], slots=last)
+        last = step_slots[:, -1]
+        stepped.append(step_slots)
+        stepped_masks.append(step_masks)
+    np.testing.assert_allclose(np.concatenate(stepped, 1), slots, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate(stepped_masks, 1), masks, rtol=1e-5, atol=1e-6)
+
+
 # --- The checkpoint by name.
 
 def test_a_reloaded_checkpoint_reproduces_the_reconstructions_and_refuses_other_sizes(tmp_path):

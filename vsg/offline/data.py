@@ -3,7 +3,9 @@ train/held-out split by episodes, and the (o_t, o_{t+k}) windows of LAPO.
 
 A representation maps an episode's (or a batch of live observations') arrays to the model's input
 per step. `image` ones are uint8 [H, W, C] read by conv nets; `vector` ones are float [F] read by MLPs.
-A representation finds its keys in the data by their shapes (frames, state vectors), never by name.
+A representation finds its keys in the data by their shapes (frames, state vectors), never by name;
+the slot representations read the keys a slot model adds to the episodes and to live observations
+(SLOTS, MASKS: vsg/offline/objects.py), `slots` keeping the chosen ones.
 """
 import dataclasses
 import pathlib
@@ -18,21 +20,23 @@ class DataError(ValueError):
     """One line saying what is wrong with the data."""
 
 
+# What a slot model adds per step: its slots [K, D]; the union of the chosen slots' masks [H, W], uint8 (255: all).
+SLOTS, MASKS = 'slots', 'slot_masks'
+
+
 @dataclasses.dataclass(frozen=True)
 class Representation:
     name: str
     kind: str            # 'image' or 'vector'
     keys: tuple          # the episode keys it reads, found in the data
+    chosen: tuple = ()   # the slots a slot representation keeps
 
     def convert(self, data):
-        """{key: array [..., per step]} (an episode, or a batch of live observations) -> [..., *shape]:
-        the frames of an image representation, its keys concatenated for a vector one."""
-        if self.kind == 'image':
-            return data[self.keys[0]]
-        return np.concatenate([np.asarray(data[key], np.float32) for key in self.keys], -1)
+        """{key: array [..., per step]} (an episode, or a batch of live observations) -> [..., *shape]."""
+        return REPRESENTATIONS[self.name][2](data, self.keys, self.chosen)
 
 
-def _frames(example):
+def frame_keys(example):
     """The first uint8 [H, W, C] per-step key: what an episode's video shows."""
     return [key for key, value in example.items() if video.is_frames(value.shape[1:], value.dtype)][:1]
 
@@ -43,9 +47,40 @@ def _state(example):
                   if value.ndim == 2 and key != 'action' and np.issubdtype(value.dtype, np.floating))
 
 
-# name -> (kind, the keys it reads from an example episode). New ones (object slots, slot-masked
-# pixels) register here under a name for `offline.repr`.
-REPRESENTATIONS = {'pixels': ('image', _frames), 'state': ('vector', _state)}
+def _slot_keys(example):
+    return [SLOTS] if SLOTS in example else []
+
+
+def _masked_frame_keys(example):
+    frames = frame_keys(example)
+    return [*frames, MASKS] if frames and MASKS in example else []
+
+
+def _first(data, keys, chosen):
+    return data[keys[0]]
+
+
+def _concatenated(data, keys, chosen):
+    return np.concatenate([np.asarray(data[key], np.float32) for key in keys], -1)
+
+
+def _chosen_slots(data, keys, chosen):
+    """The chosen slots' vectors [..., K, D] -> [..., len(chosen) * D], in the chosen order."""
+    slots = np.asarray(data[keys[0]], np.float32)[..., list(chosen), :]
+    return slots.reshape(*slots.shape[:-2], -1)
+
+
+def _masked(data, keys, chosen):
+    """The frame times the union of the chosen slots' masks: black outside the chosen objects."""
+    frames, union = np.asarray(data[keys[0]]), np.asarray(data[keys[1]], np.float32) / 255
+    return np.round(frames * union[..., None]).astype(np.uint8)
+
+
+# name -> (kind, the keys it reads from an example episode, convert(data, keys, chosen slots)); a new
+# representation registers here under a name for `offline.repr`.
+REPRESENTATIONS = {'pixels': ('image', frame_keys, _first), 'state': ('vector', _state, _concatenated),
+                   'slots': ('vector', _slot_keys, _chosen_slots), 'masks': ('image', _masked_frame_keys, _masked)}
+SLOT_REPRESENTATIONS = ('slots', 'masks')  # need a slot model (offline.slots)
 
 
 def check_representation(name):
@@ -53,16 +88,17 @@ def check_representation(name):
         raise DataError(f"unknown representation {name!r}; known: {', '.join(REPRESENTATIONS)}")
 
 
-def representation(name, example):
-    """`name`'s representation of episodes like `example` (per-step arrays [L, ...])."""
+def representation(name, example, chosen=()):
+    """`name`'s representation of episodes like `example` (per-step arrays [L, ...]); `chosen`: the
+    slots a slot representation keeps."""
     check_representation(name)
-    kind, pick = REPRESENTATIONS[name]
+    kind, pick, _ = REPRESENTATIONS[name]
     keys = tuple(pick(example))
     if not keys:
         held = ', '.join(f'{key} {value.shape[1:]}' for key, value in example.items())
         raise DataError(f'the data holds no {kind} observations for representation {name!r} (it holds {held}); '
                         f"collect with --env.<suite>.obs {'pixels' if kind == 'image' else 'state'} or both")
-    return Representation(name, kind, keys)
+    return Representation(name, kind, keys, tuple(chosen))
 
 
 def load_episodes(directory, keys):
@@ -112,8 +148,8 @@ class Dataset:
     step g (the replay stores with each obs the action that led to it), so the transition g -> g+1
     exists for the steps that are not their episode's last."""
 
-    def __init__(self, episodes, names, repr_name, frame_stack=1):
-        self.repr = representation(repr_name, episodes[0])
+    def __init__(self, episodes, names, repr_name, frame_stack=1, chosen=()):
+        self.repr = representation(repr_name, episodes[0], chosen)
         for name, episode in zip(names, episodes):
             try:
                 episodes_lib.check(episode, self.repr.keys, f'episode {name}')

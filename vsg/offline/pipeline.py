@@ -9,6 +9,8 @@
 
 Each stage loads the earlier stages' checkpoints by name and resumes after a kill; the training
 episodes are the same seeded split throughout, the held-out ones score the probe and the decoders.
+With a slot representation (offline.repr slots or masks) every stage first runs the slot model over
+the episodes and chooses its slots (objects.py -> slots_choice.json).
 """
 import json
 import os
@@ -20,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import checkpoint
-from vsg.offline import bc, data, decode, loop, probe, rollout
+from vsg.offline import bc, data, decode, loop, objects, probe, rollout
 from vsg.offline.lapo import IMAGE_ENCODERS, LatentActionModel
 from vsg.offline.loop import StageError
 
@@ -38,6 +40,7 @@ def check(config):
     if not cfg.data:
         raise StageError('--offline.data is required: a directory of episode .npz files (vsg.collect writes one)')
     data.check_representation(cfg.repr)
+    objects.check(cfg)
     if cfg.lapo.latent not in LATENTS:
         raise StageError(f"offline.lapo.latent={cfg.lapo.latent!r} is not allowed; choose one of {', '.join(LATENTS)}")
     if cfg.bc.encoder not in IMAGE_ENCODERS:
@@ -74,7 +77,10 @@ class Run:
         self.logdir = pathlib.Path(config.logdir).expanduser()
         # Only the probes need true actions, so the lapo stage alone runs on action-free episodes.
         episodes, names = data.load_episodes(self.cfg.data, ['action'] if self.cfg.stage != 'lapo' else [])
-        self.data = data.Dataset(episodes, names, self.cfg.repr, self.cfg.frame_stack)
+        # A slot representation first runs the slot model over the episodes and chooses its slots.
+        self._live_slots, chosen = (objects.prepare(self.cfg, episodes, config.seed, self.logdir)
+                                    if self.cfg.repr in data.SLOT_REPRESENTATIONS else (None, ()))
+        self.data = data.Dataset(episodes, names, self.cfg.repr, self.cfg.frame_stack, chosen)
         self.train_eps, self.test_eps = data.split(self.data.num_episodes, self.cfg.test_fraction, config.seed)
         self.action_size = None if self.data.actions is None else self.data.actions.shape[-1]
         self.k = data.label_offset(self.cfg.lapo.offset, self.cfg.lapo.offset_sampled)
@@ -88,6 +94,15 @@ class Run:
 
     def path(self, name):
         return self.logdir / name
+
+    def live_convert(self):
+        """The representation of batches of live observations, for one rollout (a slot model keeps
+        each env's slots from step to step)."""
+        convert = self.data.repr.convert
+        if self._live_slots is None:
+            return convert
+        add_slots = self._live_slots()
+        return lambda obs: convert(add_slots(obs))
 
     def seed_nets(self, offset=0):
         keras.utils.set_random_seed(self.config.seed + offset)
@@ -283,12 +298,11 @@ def run_eval(run):
     path = run.path('eval.json')
     done = json.loads(path.read_text()) if path.exists() else {}
     discrete = run.data.discrete
-    convert = run.data.repr.convert
     # Each agent with the checkpoints it acts with; a result made from other ones is redone.
     agents = {'random': (lambda: 'random', []),
-              'bc': (lambda: _agent(run, convert, seed, load_policy(run, 'action_policy', run.action_size)), ['bc_action'])}
+              'bc': (lambda: _agent(run, seed, load_policy(run, 'action_policy', run.action_size)), ['bc_action'])}
     for m in run.labels():
-        agents[f'latent_m{m}'] = (lambda m=m: _agent(run, convert, seed, load_policy(run, 'latent_policy', cfg.lapo.latent_size),
+        agents[f'latent_m{m}'] = (lambda m=m: _agent(run, seed, load_policy(run, 'latent_policy', cfg.lapo.latent_size),
                                                      load_decoder(run, m)), ['lapo', 'bc_latent', f'decoder_m{m}'])
     # How one-hot actions are picked changes the returns, so a result acted otherwise is redone.
     acting = cfg.discrete_act if discrete else 'clip'
@@ -323,7 +337,7 @@ def load_decoder(run, m):
     return net
 
 
-def _agent(run, convert, seed, policy, decoder=None):
+def _agent(run, seed, policy, decoder=None):
     """A driver policy from `policy` (and `decoder`); one-hot actions drawn with a generator seeded `seed`
     unless offline.discrete_act is argmax."""
     discrete = run.data.discrete
@@ -334,7 +348,7 @@ def _agent(run, convert, seed, policy, decoder=None):
         output = decoder(output) if decoder is not None else output
         return bc.to_action(output, discrete, None if draws is None else draws.make_seeds(1)[:, 0])
     act = compiled(act, run.data.stacked(run.train_steps[:1]))
-    return rollout.stacking_policy(lambda stacked: act(stacked).numpy(), convert, run.cfg.frame_stack)
+    return rollout.stacking_policy(lambda stacked: act(stacked).numpy(), run.live_convert(), run.cfg.frame_stack)
 
 
 def _outputs(net, stacked, steps, batch=256):
@@ -351,6 +365,7 @@ def write_results(run):
     """results.json and results.md from probe.json, decode.json, eval.json and the data's returns."""
     read = lambda name: json.loads(run.path(name).read_text()) if run.path(name).exists() else {}
     probes, decoded, evals = read('probe.json'), read('decode.json'), read('eval.json')
+    slots = read(objects.RECORD) if run.cfg.repr in data.SLOT_REPRESENTATIONS else {}
     info = data.dataset_info(run.cfg.data) or {}
     data_return = float(run.data.returns.mean()) if run.data.returns is not None else None
     reference = {'bc': evals.get('bc', {}).get('mean'), 'data': data_return}
@@ -366,6 +381,7 @@ def write_results(run):
         'task': run.env_config().task, 'data': str(run.cfg.data), 'repr': run.cfg.repr,
         'episodes': {'train': len(run.train_eps), 'test': len(run.test_eps)},
         'data_policy': {'policy': info.get('policy'), 'noise': info.get('noise'), 'return': data_return},
+        'slots': {key: slots[key] for key in ('chosen', 'choose', 'ways', 'agreement') if key in slots},
         'probe': probes, 'decode': decoded, 'returns': rows, 'eval_episodes': run.cfg.eval.episodes,
         'discrete_act': run.cfg.discrete_act if run.data.discrete else None}
     _write_json(run.path('results.json'), results)
@@ -380,6 +396,12 @@ def _markdown(results):
              f"Data {results['data']}: {results['episodes']['train']} training and {results['episodes']['test']} "
              f"held-out episodes of policy {policy['policy'] or '?'}"
              + (f" (noise {policy['noise']})" if policy['noise'] else '') + f", mean return {fmt(policy['return'])}.", '']
+    slots = results['slots']
+    if slots:
+        lines += [f"Slots kept: {slots['chosen']} (by {slots['choose']}); each way's choice: "
+                  + ', '.join(f"{way} {row['chosen']}" for way, row in slots['ways'].items())
+                  + '; agreement (shared share of the smaller choice): '
+                  + ', '.join(f'{pair} {value:.2f}' for pair, value in slots['agreement'].items()) + '.', '']
     probes = results['probe']
     if probes:
         dims = len(probes['trained']['mse_per_dim'])

@@ -237,12 +237,15 @@ class SlotModel(keras.layers.Layer):
         recon = _upsample(self._compose(self.track(frames, training=training))[0], self.config.resolution)
         return tf.reduce_mean((recon - (tf.cast(frames, tf.float32) / 255 - 0.5)) ** 2), {}
 
-    def encode(self, frames, chunk=16):
+    def encode(self, frames, chunk=16, slots=None):
         """Slots [B, T, K, D] and masks [B, T, K, H, W] (numpy) of uint8 frames [B, T, H, W, 3] at
-        inference: the mean initial slots on the first frame, carried by the predictor through the
-        rest, `chunk` frames per compiled call (one trace per chunk shape: the time loop is unrolled)."""
+        inference: the mean initial slots on the first frame (or, given `slots` [B, K, D] of the frame
+        before, the predictor's step of them), carried by the predictor through the rest, `chunk`
+        frames per compiled call (one trace per chunk shape: the time loop is unrolled). Encoding a
+        video piece by piece, each piece given the last slots of the one before, equals encoding it at once."""
         frames = np.asarray(frames)
-        slots, masks, carried = [], [], None
+        carried = slots
+        slots, masks = [], []
         for start in range(0, frames.shape[1], chunk):
             part = frames[:, start:start + chunk]
             if carried is None:
