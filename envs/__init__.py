@@ -20,7 +20,7 @@ from envs.process import ProcessEnv
 # that merely makes parallel envs (the trainer, holding TensorFlow) never loads a physics engine.
 SUITES = {
     'dmc': ('envs.dmc:DMC', ('camera',)),
-    'grid': ('envs.grid:Grid', ('side',)),
+    'grid': ('envs.grid:Grid', ('side', 'distractors')),
     'gym': ('envs.gym:Gym', ()),
     'bbs': ('envs.bbs:BBS', ('max_objects', 'max_distractors', 'variable_num_objects',
                              'variable_num_distractors', 'variable_goal_position', 'agent_view_size',
@@ -30,7 +30,7 @@ SUITES = {
     'fetch': ('envs.fetch:Fetch', ()),
 }
 # The suites that render a segmentation (`render_segmentation(size)`; envs.make(..., segmentation=True)).
-SEGMENTATION = ('dmc', 'dcs', 'fetch', 'bbs')
+SEGMENTATION = ('dmc', 'dcs', 'fetch', 'bbs', 'grid')
 
 gymnasium.register('vsg/Env-v0', entry_point='envs.as_gymnasium:GymnasiumEnv')
 

@@ -351,6 +351,35 @@ def test_grid_state_is_the_drawn_cells_scaled_to_the_unit_square():
         assert obs['agent'].dtype == obs['target'].dtype == np.float32
 
 
+def test_grid_distractors_move_on_their_own_are_seeded_and_leave_the_task_alone():
+    def episode(distractors, seed=3):
+        env = envs.make('grid_collect', seed=seed, obs='both', segmentation=True, time_limit=25,
+                        **{**GRID, 'side': 6, 'distractors': distractors})
+        obs = [env.reset()]
+        while not obs[-1]['is_last']:
+            obs.append(env.step(env.expert_action()))
+        return obs
+    plain, busy = episode(0), episode(3)
+    assert 'distractors' not in plain[0] and busy[0]['distractors'].shape == (6,)
+    # The distractors draw from their own generator: agent, target and rewards are those of the plain grid.
+    for a, b in zip(plain, busy):
+        for key in ('agent', 'target', 'reward'):
+            np.testing.assert_array_equal(a[key], b[key])
+    cells = np.array([obs['distractors'].reshape(3, 2) * 5 for obs in busy])  # side 6: cells 0..5
+    steps = np.abs(np.diff(cells, axis=0)).sum(-1)
+    assert np.all(steps <= 1) and steps.sum() > 10  # one cell or none per step, and they do move
+    assert_same_obs(busy, episode(3))  # same seed, same episode
+    for obs in busy:
+        labels, image = obs['segmentation'], obs['image']
+        assert set(np.unique(labels)) <= {0, 1, 2, 3, 4, 5} and 1 in labels
+        for i, colour in enumerate(grid.DISTRACTOR_COLOURS[:3]):
+            shown = labels == 3 + i
+            assert np.all(image[shown] == colour)  # where a distractor is labelled, it is drawn
+        assert np.all(image[labels == 1] == grid.AGENT)
+    with pytest.raises(ValueError, match='distractors=17 must lie in 0..16'):
+        envs.make('grid_collect', **{**GRID, 'distractors': 17})
+
+
 def test_gym_state_is_the_envs_own_observation_flattened():
     import gymnasium
     env = envs.make('gym_CartPole-v1', seed=5, obs='state', action_repeat=1, parallel=False)
