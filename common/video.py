@@ -18,6 +18,12 @@ def frames_key(obs_space):
     return next((key for key, space in obs_space.items() if is_frames(space.shape, space.dtype)), None)
 
 
+def episode_frames_key(episode):
+    """The first key of an episode (per-step arrays [L, ...]) that holds frames, or None: what the
+    episode's video shows, found by shape and dtype, never by name."""
+    return next((key for key, value in episode.items() if is_frames(value.shape[1:], value.dtype)), None)
+
+
 def encode_gif(frames, fps=20):
     """GIF bytes of uint8 frames [T, H, W, 3]."""
     images = [Image.fromarray(frame) for frame in np.asarray(frames, np.uint8)]

@@ -250,7 +250,7 @@ def snapshot(directory):
     ('missing', [], 'does not exist'),
     ('empty', [], 'holds no episode .npz files'),
     ('corrupt', [], 'unreadable episode'),
-    ('no_image', [], "has no 'image' key"),
+    ('no_image', [], 'has no frames (a uint8 [H, W, C] key'),
     ('short', [], 'holds 0 episodes of at least slots.window=3 steps (3 shorter ones)'),
     ('other_size', [], "the slot model takes uint8 (16, 16, 3) frames (slots.resolution)"),
     ('good', ['--slots.nope', 1], "unknown flag '--slots.nope'"),

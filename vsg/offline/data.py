@@ -37,8 +37,9 @@ class Representation:
 
 
 def frame_keys(example):
-    """The first uint8 [H, W, C] per-step key: what an episode's video shows."""
-    return [key for key, value in example.items() if video.is_frames(value.shape[1:], value.dtype)][:1]
+    """[the first uint8 [H, W, C] per-step key], what an episode's video shows; [] without one."""
+    key = video.episode_frames_key(example)
+    return [] if key is None else [key]
 
 
 def _state(example):

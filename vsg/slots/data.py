@@ -1,5 +1,5 @@
 """Frames for the slot model: every episode of a replay-format directory (vsg.collect's --outdir, a
-run's replay/) with its `image` frames and, when all have one, its `segmentation` ids; a seeded
+run's replay/) with its frames (the uint8 [H, W, 3] key) and, when all have one, its `segmentation` ids; a seeded
 hold-out of a few episodes; random windows of consecutive frames from the others. Numpy only.
 """
 import dataclasses
@@ -8,8 +8,9 @@ import pathlib
 import numpy as np
 
 from common import episodes as episodes_lib
+from common import video
 
-FRAMES, SEGMENTATION = 'image', 'segmentation'
+FRAMES, SEGMENTATION = 'frames', 'segmentation'  # what Frames.windows reads: the video or its object ids
 
 
 class DataError(ValueError):
@@ -56,12 +57,13 @@ def load(directory, window, resolution):
             episode = episodes_lib.read(path, required=())
         except episodes_lib.EpisodeError as e:
             raise DataError(str(e).splitlines()[0]) from None
-        image = episode.get(FRAMES)
-        if image is None:
-            raise DataError(f"episode {path} has no '{FRAMES}' key (it has {', '.join(sorted(episode))}); "
+        key = video.episode_frames_key(episode)
+        if key is None:
+            raise DataError(f"episode {path} has no frames (a uint8 [H, W, C] key; it has {', '.join(sorted(episode))}); "
                             'collect with --env.<suite>.obs pixels or both')
-        if image.dtype != np.uint8 or image.shape[1:] != (resolution, resolution, 3):
-            raise DataError(f"episode {path}: '{FRAMES}' is {image.dtype} {image.shape[1:]}, the slot model takes uint8 "
+        image = episode[key]
+        if image.shape[1:] != (resolution, resolution, 3):
+            raise DataError(f"episode {path}: its frames '{key}' are {image.shape[1:]}, the slot model takes uint8 "
                             f'({resolution}, {resolution}, 3) frames (slots.resolution)')
         if len(image) < window:
             short.append(path.name)

@@ -2,28 +2,17 @@
 adjusted Rand index (FG-ARI) of its masks against the episodes' segmentation ids beside that of a
 fixed grid of as many regions, and a video of frames, reconstructions and each slot's share.
 """
-import functools
 import math
-import sys
 
 import numpy as np
+
+from common import segmentation
 
 
 def fg_ari(true_ids, pred_ids):
     """Per-window FG-ARI [N] of ids [N, T, H, W] (each window scored as one video, so a slot must keep
-    its object over time), or None while common.segmentation is not there."""
-    scorer = _scorer()
-    return None if scorer is None else scorer(true_ids, pred_ids, background=0)
-
-
-@functools.cache
-def _scorer():
-    try:
-        from common import segmentation
-    except ImportError:
-        print('slots: warning: common.segmentation is missing, so FG-ARI is not measured', file=sys.stderr, flush=True)
-        return None
-    return segmentation.fg_ari
+    its object over time)."""
+    return segmentation.fg_ari(true_ids, pred_ids, background=0)
 
 
 def predicted_ids(masks):

@@ -88,7 +88,7 @@ def evaluator(model, data, episodes, cfg, logdir):
         mse, recon, masks, rgb = (x.numpy() for x in forward(tf.constant(frames)))
         metrics = {'eval/mse': mse}
         scores = None if ids is None else evaluation.fg_ari(ids, evaluation.predicted_ids(masks))
-        if scores is not None and not np.all(np.isnan(scores)):
+        if scores is not None and not np.all(np.isnan(scores)):  # NaN: windows with no foreground
             metrics['eval/fg_ari'] = np.nanmean(scores)
         shown = slice(0, VIDEO_WINDOWS)
         clip = evaluation.video(frames[shown], recon[shown], masks[shown], rgb[shown])
@@ -137,11 +137,10 @@ def run(config, data):
     try:
         if ids is not None:
             grid = evaluation.fg_ari(ids, evaluation.grid_ids(ids.shape, sizes.num_slots))
-            if grid is not None:
-                print(f'slots: FG-ARI of a fixed grid of {sizes.num_slots} regions on the {len(frames)} held-out '
-                      f'windows: {np.nanmean(grid):.3f}', flush=True)
-                if not done:
-                    loop.log(logger, {'eval/fg_ari_grid': np.nanmean(grid)}, step=0)
+            print(f'slots: FG-ARI of a fixed grid of {sizes.num_slots} regions on the {len(frames)} held-out '
+                  f'windows: {np.nanmean(grid):.3f}', flush=True)
+            if not done:
+                loop.log(logger, {'eval/fg_ari_grid': np.nanmean(grid)}, step=0)
         loop.train(store.NAME, logdir, [*model.variables, *opt.variables], update, batches, cfg.steps, cfg.save_every,
                    cfg.log_every, logger, evaluate, meta=store.meta(sizes, held_out))
     finally:
