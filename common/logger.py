@@ -23,6 +23,7 @@ TERMINAL_KEYS = (
     'train/gate_open_mean', 'train/actor_opt_loss', 'train/critic_opt_loss', 'train/actor_ent',
     'train/imag_action_mag', 'stats/updates_per_s', 'stats/agent_steps')
 AGENT_STEPS = 'stats/agent_steps'
+WALL_HOURS = 'stats/wall_hours'  # hours the run has been running, over all its resumes (RunClock)
 METRICS = 'metrics.jsonl'
 
 
@@ -170,6 +171,18 @@ class Rates:
         self._last = (now, steps, updates)
         elapsed = max(now - then, 1e-9)
         return steps, updates, (steps - then_steps) / elapsed, (updates - then_updates) / elapsed
+
+
+class RunClock:
+    """Seconds a run has been running over all its processes: `before` (the count saved with the last
+    checkpoint) plus this process's time since it started. Time between a kill and the resume is not
+    counted; work redone after an unsaved kill is counted twice, as it was spent twice."""
+
+    def __init__(self, before=0, clock=time.monotonic):
+        self._before, self._clock, self._start = before, clock, clock()
+
+    def __call__(self):
+        return self._before + self._clock() - self._start
 
 
 class Status:

@@ -119,6 +119,32 @@ def test_plot_writes_a_png_with_baselines(tmp_path):
         plot.plot([run], tmp_path / 'none.png', keys=['train/return'])
 
 
+def test_reach_names_the_first_frame_at_the_value_and_the_wall_hours_then(tmp_path):
+    run = tmp_path / 'run'
+    run.mkdir()
+    records = [{'step': 0, 'eval/return': 100.0, 'stats/agent_steps': 0, 'stats/wall_hours': 0.0},
+               {'step': 1000, 'stats/wall_hours': 1.0, 'stats/agent_steps': 500},
+               {'step': 2000, 'eval/return': 850.0, 'stats/agent_steps': 1000, 'stats/wall_hours': 3.0},
+               {'step': 3000, 'eval/return': 700.0, 'stats/agent_steps': 1500, 'stats/wall_hours': 4.0},
+               {'step': 4000, 'eval/return': 900.0, 'stats/agent_steps': 2000, 'stats/wall_hours': 5.0}]
+    (run / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
+    assert plot.reach(run, 'eval/return', 800) == {
+        'run': str(run), 'key': 'eval/return', 'reach': 800, 'env_frames': 2000, 'wall_hours': 3.0}
+    assert plot.reach(run, 'eval/return', 900)['env_frames'] == 4000
+    assert plot.reach(run, 'eval/return', 950)['env_frames'] is None
+    old = _write_run(tmp_path / 'old', [(0, 10.0), (100, 900.0)], repeat=2)  # no wall clock logged
+    assert plot.reach(old, 'eval/return', 800) == {
+        'run': str(old), 'key': 'eval/return', 'reach': 800, 'env_frames': 200, 'wall_hours': None}
+
+
+def test_run_clock_adds_this_process_time_to_the_saved_count():
+    now = [100.0]
+    clock = logger_lib.RunClock(before=7200, clock=lambda: now[0])
+    assert clock() == 7200
+    now[0] += 90
+    assert clock() == 7290
+
+
 def _write_run(path, points, repeat=2, key='eval/return'):
     path.mkdir(parents=True)
     (path / 'metrics.jsonl').write_text(''.join(json.dumps({'step': s, key: r}) + '\n' for s, r in points))

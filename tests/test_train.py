@@ -19,9 +19,9 @@ def run(args, **kwargs):
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, **kwargs)
 
 
-def checkpoint_step(logdir):
+def checkpoint_step(logdir, counter='step'):
     with np.load(logdir / 'checkpoint.npz') as data:
-        return int(data['counters/step'])
+        return int(data[f'counters/{counter}'])
 
 
 def replay_files(logdir):
@@ -44,7 +44,7 @@ def test_killed_run_resumes_step_counter_and_replay(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    killed_step = checkpoint_step(logdir)
+    killed_step, killed_seconds = checkpoint_step(logdir), checkpoint_step(logdir, 'seconds')
     killed_files = replay_files(logdir)
     assert 300 <= killed_step < 600 and killed_files
     assert not list(logdir.glob('.checkpoint*')), 'a temp file of an interrupted save is left behind'
@@ -67,6 +67,10 @@ def test_killed_run_resumes_step_counter_and_replay(tmp_path):
     assert any('train/model_opt_loss' in line and 'stats/replay_steps' in line for line in lines)
     assert any('eval/return' in line for line in lines)
     assert (logdir / 'config.yaml').exists()
+    # The run's wall time goes on from the killed checkpoint's count, not from zero.
+    assert killed_seconds > 0 and checkpoint_step(logdir, 'seconds') > killed_seconds
+    hours = [line['stats/wall_hours'] for line in lines if 'stats/wall_hours' in line]
+    assert hours[-1] * 3600 >= killed_seconds and all('stats/wall_hours' in line for line in lines if 'eval/return' in line)
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     events = EventAccumulator(str(logdir), size_guidance={'tensors': 0, 'images': 0})

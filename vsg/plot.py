@@ -5,7 +5,9 @@ Reads each run's metrics.jsonl and plots each key against env frames, one line p
 with a band over runs (min-max, standard error or standard deviation). Horizontal baselines, such as
 a random policy, are drawn with `--baseline LABEL=VALUE`, and published per-seed curves as a mean with
 a min-max band with `--published LABEL=CSV:TASK:METHOD` (rows `source,task,method,seed,env_frames,return`,
-as docs/results/published_dmc_vision.csv holds them).
+as docs/results/published_dmc_vision.csv holds them). `--reach VALUE` prints, for every run, the first
+env frame at which the first key reached VALUE and the run's wall-clock hours then (`stats/wall_hours`,
+logged since 2026-12-06), as JSON lines; without `--out` nothing is drawn.
 
 Runs of vsg.train log env frames. Older ones (no `stats/agent_steps` in their metrics.jsonl) logged
 agent steps, which are multiplied by the run's `env.action_repeat` from its config.yaml. A run without
@@ -14,12 +16,13 @@ from it is looked up with '/' spelt '_' (DreamerV2 writes `eval_return` for our 
 """
 import argparse
 import glob
+import json
 import pathlib
 import sys
 
 import numpy as np
 
-from common.logger import logs_frames, read_records
+from common.logger import WALL_HOURS, logs_frames, read_records
 
 BANDS = ('minmax', 'stderr', 'std')
 
@@ -41,6 +44,21 @@ def read_curve(logdir, key):
             curve.setdefault(record['step'] * repeat, []).append(record[key])
     frames = np.array(sorted(curve))
     return frames, np.array([np.mean(curve[f]) for f in frames], float)
+
+
+def reach(logdir, key, value):
+    """{'run', 'key', 'reach', 'env_frames', 'wall_hours'}: the first env frame at which `key` is at
+    least `value` in `logdir`, and the run's wall-clock hours at that frame (interpolated between the
+    logged points); None for what did not happen or was not logged."""
+    frames, values = read_curve(logdir, key)
+    hit = np.flatnonzero(values >= value)
+    result = {'run': str(logdir), 'key': key, 'reach': value, 'env_frames': None, 'wall_hours': None}
+    if len(hit):
+        result['env_frames'] = int(frames[hit[0]])
+        clock_frames, hours = read_curve(logdir, WALL_HOURS)
+        if len(clock_frames) and clock_frames[0] <= frames[hit[0]] <= clock_frames[-1]:
+            result['wall_hours'] = round(float(np.interp(frames[hit[0]], clock_frames, hours)), 3)
+    return result
 
 
 def _action_repeat(config_path):
@@ -180,20 +198,29 @@ def main(argv=None):
     parser.add_argument('--group', action='append', default=[], type=lambda t: _pair(t, 'glob'),
                         help="LABEL=GLOB, repeatable: the runs the glob matches as one mean line with a band (quote the glob)")
     parser.add_argument('--band', default='minmax', choices=BANDS, help='band around a group mean (default: minmax)')
-    parser.add_argument('--out', required=True, help='PNG path')
+    parser.add_argument('--out', default=None, help='PNG path (needed unless --reach)')
     parser.add_argument('--key', action='append', help='metric to plot, repeatable (default: eval/return)')
     parser.add_argument('--baseline', action='append', type=_baseline, default=[], help='LABEL=VALUE, repeatable')
     parser.add_argument('--published', action='append', type=_published, default=[],
                         help='LABEL=CSV:TASK:METHOD, repeatable: published per-seed curves as a mean with a min-max band')
     parser.add_argument('--max_frames', type=float, default=None, help='end of the x axis, in env frames')
     parser.add_argument('--title', default=None)
+    parser.add_argument('--reach', type=float, default=None, metavar='VALUE',
+                        help="print each run's first env frame (and wall hours) with the first key at VALUE or more")
     args = parser.parse_args(argv)
     if not args.logdirs and not args.group:
         parser.error('give at least one LOGDIR or --group LABEL=GLOB')
+    if args.out is None and args.reach is None:
+        parser.error('give --out PNG, --reach VALUE or both')
+    keys = args.key or ['eval/return']
     try:
         groups = [(label, expand(pattern)) for label, pattern in args.group]
-        print(plot(args.logdirs, args.out, args.key or ['eval/return'], args.baseline, args.title, groups, args.band,
-                   args.published, args.max_frames))
+        if args.reach is not None:
+            for logdir in [*args.logdirs, *(run for _, runs in groups for run in runs)]:
+                print(json.dumps(reach(logdir, keys[0], args.reach)))
+        if args.out is not None:
+            print(plot(args.logdirs, args.out, keys, args.baseline, args.title, groups, args.band,
+                       args.published, args.max_frames))
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
 

@@ -44,6 +44,7 @@ def run(config):
     replay = build.load_replay(config, logdir / 'replay')
     agent, counters = build.make_agent(config, train_envs[0], logdir)
     step = elements.Counter(counters.get('step', 0))
+    run_clock = logger_lib.RunClock(counters.get('seconds', 0))  # the run's wall time, saved with the step
     try:
         if counters and logger_lib.convert_to_frames(logdir, config.env.action_repeat):
             print(f'Converted {logdir / logger_lib.METRICS} from agent steps to env frames.')
@@ -59,7 +60,8 @@ def run(config):
     status = logger_lib.Status(config.status_every, config.steps, config.env.action_repeat, counts)
 
     def save():
-        checkpoint.save(logdir / build.CHECKPOINT, agent.variables, {'step': int(step)}, keep=config.keep_checkpoints)
+        counters = {'step': int(step), 'seconds': int(run_clock())}
+        checkpoint.save(logdir / build.CHECKPOINT, agent.variables, counters, keep=config.keep_checkpoints)
 
     eval_means = logger_lib.Mean()  # An eval point is the mean over its `eval_eps` episodes.
     frames = video.frames_key(eval_envs[0].obs_space)  # None when the agent sees no image
@@ -142,6 +144,7 @@ def run(config):
             'env_frames_per_s': steps_per_s * config.env.action_repeat, 'updates_per_s': updates_per_s,
             'updates': updates, 'agent_steps': steps,
             'replay_steps': replay.num_steps, 'replay_episodes': replay.num_episodes}, prefix='stats')
+        logger.add({logger_lib.WALL_HOURS: run_clock() / 3600})
         logger.write()
 
     train_driver.on_wait(train_while_envs_step)
@@ -156,7 +159,7 @@ def run(config):
                 eval_driver(eval_policy, episodes=config.eval_eps)
                 result = eval_means.result()
                 status.eval_return = result['eval/return']
-                logger.add({**result, logger_lib.AGENT_STEPS: int(step)})
+                logger.add({**result, logger_lib.AGENT_STEPS: int(step), logger_lib.WALL_HOURS: run_clock() / 3600})
                 logger.write()
             status.phase = 'train'
             train_driver(train_policy, steps=min(config.eval_every, config.steps - int(step)))
