@@ -29,13 +29,13 @@ CHOICES = {
 POSITIVE = (
     'steps', 'batch_size', 'batch_length', 'imag_horizon',
     'env.action_repeat', 'env.time_limit', 'env.amount', 'eval_eps', 'log_every', 'save_every',
-    'keep_checkpoints', 'rssm.deter', 'rssm.hidden', 'rssm.stoch', 'encoder.depth', 'decoder.depth', 'svsg.stoch', 'svsg.hidden',
-    'slow_target_update',
+    'keep_checkpoints', 'rssm.deter', 'rssm.hidden', 'rssm.stoch', 'encoder.depth', 'decoder.depth', 'decoder.every',
+    'svsg.stoch', 'svsg.hidden', 'slot.hidden', 'slot.heads', 'slow_target_update',
     *(f'slots.{key}' for key in (
         'resolution', 'tokens', 'encoder_channels', 'mlp_hidden', 'num_slots', 'slot_size', 'iters_first', 'iters_later',
         'predictor_heads', 'decoder_grid', 'decoder_size', 'decoder_channels', 'window', 'batch_size', 'steps',
         'test_episodes', 'eval_windows', 'log_every', 'save_every')))
-ABOVE_ZERO = ('train_ratio', 'slots.lr', 'slots.clip')
+ABOVE_ZERO = ('train_ratio', 'slots.lr', 'slots.clip', 'slot.min_std')
 NON_NEGATIVE = ('status_every', 'save_every_minutes', 'kl.dyn', 'kl.rep', 'critic.slow_reg', 'slots.warmup')
 UNIT_INTERVAL = ('discount', 'discount_lambda', 'kl.balance', 'return_norm.decay', 'unimix.latents', 'unimix.actor')
 OPEN_UNIT_INTERVAL = ('gate.prior',)  # A Bernoulli prior of 0 or 1 makes the gate KL infinite.

@@ -131,6 +131,11 @@ def select_keys(obs_space, cnn_pattern, mlp_pattern):
     return image_keys, vector_keys
 
 
+def observed(obs_space):
+    """The observation keys an encoder could read, with their shapes, for error messages."""
+    return [f'{key} {tuple(space.shape)}' for key, space in obs_space.items() if key not in NOT_OBSERVED]
+
+
 def symlog(x):
     """sign(x) log(1 + |x|): squashes large magnitudes, identity-like near 0 (DreamerV3)."""
     return tf.sign(x) * tf.math.log1p(tf.abs(x))
@@ -179,7 +184,8 @@ class Decoder(keras.layers.Layer):
     vector keys through an MLP with one linear output per key.
 
     `call` returns {key: predicted mean}: images in the encoder's input scale ([-0.5, 0.5]), vectors
-    in `target`'s scale (symlog when the encoder squashes its inputs); `norm` as in `hidden`. With
+    in `target`'s scale (symlog when the encoder squashes its inputs); `video` the panels an open-loop
+    video shows of an image key; `norm` as in `hidden`. With
     pixels and no norm the layers are exactly the old ConvDecoder's, so pixel checkpoints keep their keys."""
 
     def __init__(self, obs_space, image_keys, vector_keys, depth, act, mlp_layers, mlp_units, symlog_targets,
@@ -210,6 +216,11 @@ class Decoder(keras.layers.Layer):
             x = tf.cast(self._out(x), tf.float32)
             out.update(zip(self.vector_keys, tf.split(x, self._sizes, -1)))
         return out
+
+    def video(self, feat, key):
+        """What a video shows of the prediction for image `key`: [.., P, H, W, C] panels in the image's
+        scale, the prediction first, then the parts it is composed of (none here: P = 1)."""
+        return self(feat)[key][..., None, :, :, :]
 
     def target(self, obs, key):
         """What the prediction for `key` is compared with: images scaled to [-0.5, 0.5], vectors as

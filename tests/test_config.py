@@ -29,7 +29,7 @@ def test_flag_types_are_converted():
 @pytest.mark.parametrize('argv, fragment', [
     (['--rssm.detr', '5'], "unknown flag '--rssm.detr'; did you mean rssm.deter"),
     (['--rssm.deter', 'abc'], "Expected int but got 'abc' for key 'rssm.deter'"),
-    (['--configs', 'nope'], "unknown named config 'nope'; allowed: dmc, small, state, bringbackshapes, bbs_small, debug, vsg, svsg, offline, offline_debug"),
+    (['--configs', 'nope'], "unknown named config 'nope'; allowed: dmc, small, state, bringbackshapes, bbs_small, debug, vsg, svsg, slot, offline, offline_debug"),
     (['--precision', 'fp8'], 'choose one of float32, mixed_float16, mixed_bfloat16'),
     (['--batch_size', '0'], 'batch_size=0 must be a positive integer'),
     (['--discount', '1.5'], 'discount=1.5 must lie in [0, 1]'),

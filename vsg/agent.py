@@ -54,13 +54,14 @@ class WorldModel(keras.layers.Layer):
             raise ValueError(f"loss_scales.{unknown[0]} names no loss; the losses are "
                              f"{', '.join([*self.decoder.keys, *LOSS_TERMS])}")
         self._discount = config.discount
+        self._decode_every = config.decoder.every
 
     def loss(self, data):
         embed = self.encoder(data)
         post, prior = self.core.observe(embed, data['action'], data['is_first'])
         kl_loss, metrics = self.core.loss(post, prior)
         feat = self.core.get_feat(post)
-        losses = self.decoder_losses(feat, data)
+        losses = self.decoder_losses(self.core.decoder_input(post), data)
         losses['reward'] = -tf.reduce_mean(self.reward(feat).log_prob(data['reward']))
         losses['kl'] = kl_loss
         if self.cont_head is not None:
@@ -70,19 +71,23 @@ class WorldModel(keras.layers.Layer):
         metrics.update({f'{name}_loss': loss for name, loss in losses.items()})
         return total, post, metrics
 
-    def decoder_losses(self, feat, data):
-        """{decoded key: its negative log-likelihood, averaged over batch and time}."""
+    def decoder_losses(self, inputs, data):
+        """{decoded key: its negative log-likelihood, averaged over batch and the decoded steps}, from the
+        core's `decoder_input` [B, T, ...]: every `decoder.every`-th step of the sequences, from the first."""
+        steps = slice(None, None, self._decode_every)
         losses = {}
-        for key, mean in self.decoder(feat).items():
+        for key, mean in self.decoder(inputs[:, steps]).items():
             # Images are Gaussians over their 3 axes, vectors over their one.
             dist = dists.MSE(mean, 3 if key in self.decoder.image_keys else 1)
-            losses[key] = -tf.reduce_mean(dist.log_prob(self.decoder.target(data, key)))
+            losses[key] = -tf.reduce_mean(dist.log_prob(self.decoder.target({key: data[key][:, steps]}, key)))
         return losses
 
     def video_prediction(self, data, rows=4, context=5):
-        """Truth | model | error stacked vertically, `rows` sequences side by side, of the first decoded
-        image key: the model sees `context` frames, then predicts the rest open loop from the true
-        actions. uint8 [T, 3H, rows W, C]. Only for world models that decode an image."""
+        """Truth | model | error stacked vertically, then the parts the decoder composes the model's image
+        of (`decoder.video`; the slot core's: each slot's mask x its RGB), `rows` sequences side by side,
+        of the first decoded image key: the model sees `context` frames, then predicts the rest open loop
+        from the true actions. uint8 [T, (3 + parts) H, rows W, C]. Only for world models that decode an
+        image."""
         key = self.decoder.image_keys[0]
         data = {name: value[:rows] for name, value in data.items()}
         context = min(context, data['action'].shape[1] // 2)
@@ -90,12 +95,13 @@ class WorldModel(keras.layers.Layer):
         post, _ = self.core.observe(embed[:, :context], data['action'][:, :context], data['is_first'][:, :context])
         start = {name: value[:, -1] for name, value in post.items()}
         prior = self.core.imagine(data['action'][:, context:], start)
-        model = tf.concat([self.decoder(self.core.get_feat(post))[key],
-                           self.decoder(self.core.get_feat(prior))[key]], 1) + 0.5
+        panels = tf.concat([self.decoder.video(self.core.decoder_input(post), key),
+                            self.decoder.video(self.core.decoder_input(prior), key)], 1) + 0.5  # [rows, T, P, H, W, C]
+        model, parts = panels[:, :, 0], tf.unstack(panels[:, :, 1:], axis=2)
         truth = tf.cast(data[key], tf.float32) / 255
         error = (model - truth + 1) / 2
-        video = tf.concat([truth, model, error], 2)                      # [rows, T, 3H, W, C]
-        video = tf.concat(tf.unstack(video, axis=0), 2)                  # [T, 3H, rows W, C]
+        video = tf.concat([truth, model, error, *parts], 2)              # [rows, T, (3 + parts) H, W, C]
+        video = tf.concat(tf.unstack(video, axis=0), 2)                  # [T, (3 + parts) H, rows W, C]
         return tf.cast(tf.clip_by_value(video, 0, 1) * 255, tf.uint8)
 
     def reward(self, feat):
@@ -125,7 +131,7 @@ def _encoder(obs_space, enc):
     keys = nets.select_keys(obs_space, enc.cnn_keys, enc.mlp_keys)
     if not any(keys):
         raise ValueError(f'encoder.cnn_keys={enc.cnn_keys!r} and encoder.mlp_keys={enc.mlp_keys!r} match no '
-                         f'observation; the env observes {", ".join(_observed(obs_space))}')
+                         f'observation; the env observes {", ".join(nets.observed(obs_space))}')
     return nets.Encoder(*keys, enc.depth, enc.act, enc.mlp_layers, enc.mlp_units, enc.symlog_inputs, enc.norm,
                         name='encoder')
 
@@ -158,11 +164,6 @@ def example_batch(agent, obs_space, shape, rng=None):
         'reward': np.zeros(shape, np.float32) if rng is None else rng.normal(size=shape).astype(np.float32),
         'is_first': np.zeros(shape, bool), 'is_terminal': np.zeros(shape, bool)})
     return batch
-
-
-def _observed(obs_space):
-    """The observation keys an encoder could read, with their shapes, for error messages."""
-    return [f'{key} {tuple(space.shape)}' for key, space in obs_space.items() if key not in nets.NOT_OBSERVED]
 
 
 class ReturnScale(keras.layers.Layer):

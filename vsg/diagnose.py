@@ -119,7 +119,7 @@ def diagnose(agent, data, context, horizon):
     future = reward[:, context:]
     actor_feat, _ = agent.ac.imagine(wm, start)
     # Every decoded vector key the same way (images are too large to say much per step as one number).
-    decoded = wm.decoder(wm.core.get_feat(prior))
+    decoded = wm.decoder(wm.core.decoder_input(prior))
     obs_mse = {key: [round(float(v), 4) for v in np.mean(np.square(
         decoded[key].numpy() - wm.decoder.target(data, key).numpy()[:, context:]), (0, 2))]
         for key in wm.decoder.keys if key not in wm.decoder.image_keys}

@@ -22,16 +22,10 @@ class Learner:
 
     @contextlib.contextmanager
     def scope(self):
-        """Build networks inside: their layers take the precision policy and seeded initial weights.
-        Keras reads its dtype policy from one process-wide setting when a layer is made, so the scope
-        sets it and puts the previous one back on exit."""
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(self.precision)
-        tf.random.set_seed(self.seed)
-        try:
+        """Build networks inside: their layers take the precision policy and seeded initial weights."""
+        with dtype_policy(self.precision):
+            tf.random.set_seed(self.seed)
             yield
-        finally:
-            keras.config.set_dtype_policy(previous)
 
     def optimizer(self, name, settings):
         """Adam with clipping (and loss scaling under float16) from a config block {lr, eps, clip, wd}."""
@@ -40,3 +34,16 @@ class Learner:
     def compile(self, function, jit=None):
         """`function` as one graph, XLA-compiled when `jit` (default: the config's)."""
         return tf.function(function, jit_compile=self.jit if jit is None else jit)
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Layers made inside take the Keras dtype policy `name` (float32, mixed_bfloat16, ...). Keras reads
+    it from one process-wide setting when a layer is made, so this sets it and puts the previous one
+    back on exit."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)

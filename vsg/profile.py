@@ -27,6 +27,7 @@ def parts(agent, batch):
     embed = wm.encoder(batch)
     post, prior = core.observe(embed, batch['action'], batch['is_first'])
     feat = core.get_feat(post)
+    decoded = core.decoder_input(post)
     start = tf.nest.map_structure(lambda x: tf.reshape(x, [-1, *x.shape[2:]]), post)
     imag_feat, imag_action = ac.imagine(wm, start)
     dynamics = ac._grad == 'dynamics'  # Only then does the actor's gradient run back through imagination.
@@ -41,8 +42,8 @@ def parts(agent, batch):
         return _summed(_grads(loss, [embed, *core.trainable_variables]))
 
     def decoder():
-        loss = lambda: tf.add_n(list(wm.decoder_losses(feat, batch).values()))
-        return _summed(_grads(loss, [feat, *wm.decoder.trainable_variables]))
+        loss = lambda: tf.add_n(list(wm.decoder_losses(decoded, batch).values()))
+        return _summed(_grads(loss, [decoded, *wm.decoder.trainable_variables]))
 
     def heads():
         def loss():

@@ -1,7 +1,9 @@
 """Registry of latent dynamics cores: name -> constructor from (config, rng). Each core is a
 vsg.cores.base.Core (docs/design.md, "The core interface"), so nothing else branches on it."""
 from vsg.cores.rssm import RSSM
+from vsg.cores.slot import SlotCore
 from vsg.cores.vsg import SVSG, VSG
+from vsg.slots.settings import SlotConfig
 
 
 def _kl(config):
@@ -19,6 +21,8 @@ CORES = {
     'vsg': lambda config, rng: VSG(rng, **config.rssm, **_kl(config), **_gate(config), unimix=config.unimix.latents,
                                    name='core'),
     'svsg': lambda config, rng: SVSG(rng, **config.svsg, **_kl(config), **_gate(config), name='core'),
+    'slot': lambda config, rng: SlotCore(rng, SlotConfig.of(config.slots), **config.slot, **_kl(config), **_gate(config),
+                                         name='core'),
 }
 
 

@@ -7,7 +7,10 @@ Conventions. A state is a dict of float32 tensors with a leading batch axis [B, 
 [B, T, ...]); its keys and per-entry shapes are fixed per core (`state_shapes`) and every step
 returns the same structure, so states go through `tf.scan` and `tf.nest`. Actions are float32
 [B, A] (one-hot for discrete spaces), `embed` is the encoder's output [B, E], `is_first` bool [B].
-`sample=False` asks for the modes of every random choice (eval without sampling).
+`sample=False` asks for the modes of every random choice (eval without sampling). The reward and
+continue heads, the actor and the critic read `get_feat(state)`; the decoder reads
+`decoder_input(state)`, the same features unless a core's own decoder wants more (the slot core's
+reads every slot).
 """
 import abc
 
@@ -63,8 +66,14 @@ class Core(keras.layers.Layer, abc.ABC):
 
     def make_decoder(self, obs_space, config):
         """The core's own decoder, or None for the world model's (nets.Decoder); same surface as it:
-        `keys`, `image_keys`, `vector_keys`, `__call__(feat) -> {key: mean}` and `target(obs, key)`."""
+        `keys`, `image_keys`, `vector_keys`, `__call__(inputs) -> {key: mean}`, `target(obs, key)` and
+        `video(inputs, key)`, its inputs `decoder_input(state)`."""
         return None
+
+    def decoder_input(self, state):
+        """What the decoder reads of a state (any leading axes): the features by default; a core whose
+        decoder reads more, e.g. each slot on its own, returns that."""
+        return self.get_feat(state)
 
     @property
     def state_shapes(self):

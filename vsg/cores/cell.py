@@ -10,20 +10,23 @@ class GatedCell(keras.layers.Layer):
     (g = p, new = ĉ: DreamerV2's GRU), VSG (binary g, new = ĉ) and SVSG (binary g, new = a latent sample).
     Given `rng`, the gate is binary: g ~ Bernoulli(p) with a straight-through estimator so gradients
     reach p; `sample=False` uses the mean gate p instead. The -1 bias makes the cell keep its
-    state by default early in training. Outputs are float32 whatever the compute precision."""
+    state by default early in training. `gates`: one update gate per dimension (None) or that many
+    shared by the dimensions, e.g. 1: the whole vector updates or is kept (the slot core's gate per
+    slot). Outputs are float32 whatever the compute precision."""
 
-    def __init__(self, size, norm=True, rng=None, **kwargs):
+    def __init__(self, size, norm=True, rng=None, gates=None, **kwargs):
         super().__init__(**kwargs)
         self.size = size
         self._rng = rng
-        self._linear = keras.layers.Dense(3 * size, use_bias=not norm)
+        self._gates = gates or size
+        self._linear = keras.layers.Dense(2 * size + self._gates, use_bias=not norm)
         self._norm = keras.layers.LayerNormalization(epsilon=1e-3) if norm else None
 
     def call(self, x, h, sample=True):
         parts = self._linear(tf.concat([tf.cast(x, self.compute_dtype), tf.cast(h, self.compute_dtype)], -1))
         if self._norm is not None:
             parts = self._norm(parts)
-        reset, cand, update = tf.split(tf.cast(parts, tf.float32), 3, -1)
+        reset, cand, update = tf.split(tf.cast(parts, tf.float32), [self.size, self.size, self._gates], -1)
         cand = tf.tanh(tf.sigmoid(reset) * cand)
         prob = tf.sigmoid(update - 1)
         return cand, self._gate(prob, sample), prob

@@ -59,7 +59,7 @@ class RSSM(Core):
         return {'deter': tf.zeros([batch_size, self._deter]), **self._initial_latent(batch_size)}
 
     def obs_step(self, prev_state, prev_action, embed, is_first, sample=True):
-        prev_state, prev_action = _reset(prev_state, prev_action, is_first, self.initial)
+        prev_state, prev_action = reset_at_first(prev_state, prev_action, is_first, self.initial)
         prior = self.img_step(prev_state, prev_action, sample)
         x = self._obs_out(tf.concat([prior[self._context], embed], -1))
         stats = self._stats(self._obs_stats(x))
@@ -77,20 +77,9 @@ class RSSM(Core):
         return tf.concat([self._flat_stoch(state['stoch']), state['deter']], -1)
 
     def loss(self, post, prior):
-        """KL(post || prior) in two directions: `dyn` (the prior learns, the posterior held fixed) and
-        `rep` (the posterior learns). Balanced (DreamerV2): (1 - kl_balance) rep + kl_balance dyn, each
-        floored at `kl_free` nats after averaging over batch and time. Split (DreamerV3): kl_dyn dyn +
-        kl_rep rep, each floored at `kl_free` per batch element and time step before averaging, so steps
-        already under the floor stop pulling and the others still do."""
-        sg = lambda state: tf.nest.map_structure(tf.stop_gradient, state)
-        rep = self.kl(post, sg(prior))
-        dyn = self.kl(sg(post), prior)
-        if self._kl_split:
-            loss = self._kl_dyn * tf.reduce_mean(tf.maximum(dyn, self._kl_free))
-            loss += self._kl_rep * tf.reduce_mean(tf.maximum(rep, self._kl_free))
-        else:
-            loss = (1 - self._kl_balance) * tf.maximum(tf.reduce_mean(rep), self._kl_free)
-            loss += self._kl_balance * tf.maximum(tf.reduce_mean(dyn), self._kl_free)
+        """The KL loss (`kl_loss`) and the KL and entropies as metrics."""
+        loss, dyn = kl_loss(self.kl, post, prior, self._kl_balance, self._kl_free, self._kl_split, self._kl_dyn,
+                            self._kl_rep)
         metrics = {
             'kl': tf.reduce_mean(dyn),
             'prior_ent': tf.reduce_mean(self.entropy(prior)),
@@ -108,7 +97,7 @@ class RSSM(Core):
         if self._discrete:
             logp = tf.nn.log_softmax(state['logits'])
             return -tf.reduce_sum(tf.exp(logp) * logp, [-2, -1])
-        return tf.reduce_sum(0.5 * math.log(2 * math.pi * math.e) + tf.math.log(state['std']), -1)
+        return tf.reduce_sum(gaussian_entropy(state['std']), -1)
 
     def _recur(self, x, prev_state, sample):
         """The recurrent part of the next state, from the input `x` = f(z_{t-1}, a_{t-1})."""
@@ -137,7 +126,7 @@ class RSSM(Core):
             # Mixed into the stats themselves, so sampling, KL and entropy all see the same distribution.
             return {'logits': dists.unimix(tf.reshape(out, [-1, self._stoch, self._discrete]), self._unimix)}
         mean, std = tf.split(out, 2, -1)
-        return {'mean': mean, 'std': 2 * tf.sigmoid(std / 2) + self._min_std}
+        return {'mean': mean, 'std': gaussian_std(std, self._min_std)}
 
     def _sample(self, stats, sample):
         if self._discrete:
@@ -149,9 +138,43 @@ class RSSM(Core):
                 index = tf.argmax(logits, -1)
             probs = tf.nn.softmax(logits)
             return tf.one_hot(index, self._discrete) + probs - tf.stop_gradient(probs)
-        if not sample:
-            return stats['mean']
-        return stats['mean'] + stats['std'] * self._rng.normal(tf.shape(stats['mean']))
+        return gaussian_sample(stats, self._rng, sample)
+
+
+def kl_loss(kl, post, prior, balance, free, split, dyn_scale, rep_scale):
+    """(loss, the KL per step) of posterior and prior sequences, `kl(lhs, rhs)` giving KL(lhs || rhs)
+    per step [B, T]. KL(post || prior) in two directions: `dyn` (the prior learns, the posterior held
+    fixed) and `rep` (the posterior learns). Balanced (DreamerV2): (1 - balance) rep + balance dyn,
+    each floored at `free` nats after averaging over batch and time. Split (DreamerV3): dyn_scale dyn
+    + rep_scale rep, each floored at `free` per batch element and time step before averaging, so steps
+    already under the floor stop pulling and the others still do."""
+    sg = lambda state: tf.nest.map_structure(tf.stop_gradient, state)
+    rep = kl(post, sg(prior))
+    dyn = kl(sg(post), prior)
+    if split:
+        loss = dyn_scale * tf.reduce_mean(tf.maximum(dyn, free))
+        loss += rep_scale * tf.reduce_mean(tf.maximum(rep, free))
+    else:
+        loss = (1 - balance) * tf.maximum(tf.reduce_mean(rep), free)
+        loss += balance * tf.maximum(tf.reduce_mean(dyn), free)
+    return loss, dyn
+
+
+def gaussian_std(logits, min_std):
+    """A latent's std from its logits: in (min_std, 2 + min_std), 1 + min_std at 0."""
+    return 2 * tf.sigmoid(logits / 2) + min_std
+
+
+def gaussian_sample(stats, rng, sample):
+    """A draw from `rng` of the diagonal Gaussian `stats` (`mean`/`std`), or its mean if not `sample`."""
+    if not sample:
+        return stats['mean']
+    return stats['mean'] + stats['std'] * rng.normal(tf.shape(stats['mean']))
+
+
+def gaussian_entropy(std):
+    """The entropy per dimension of a Gaussian of `std`."""
+    return 0.5 * math.log(2 * math.pi * math.e) + tf.math.log(std)
 
 
 def gaussian_kl(lhs, rhs):
@@ -161,8 +184,8 @@ def gaussian_kl(lhs, rhs):
     return 0.5 * (var_ratio + mahalanobis - 1 - tf.math.log(var_ratio))
 
 
-def _reset(state, action, is_first, initial):
-    """Starts from the initial state and a zero action where an episode begins."""
+def reset_at_first(state, action, is_first, initial):
+    """Starts from the state `initial(batch_size)` and a zero action where an episode begins."""
     keep = 1 - tf.cast(is_first, tf.float32)
     fresh = initial(tf.shape(action)[0])
     mix = lambda old, new: _broadcast(keep, old) * old + (1 - _broadcast(keep, old)) * new

@@ -26,20 +26,12 @@ class VSG(RSSM):
 
     def loss(self, post, prior):
         loss, metrics = super().loss(post, prior)
-        gate_loss, gate_metrics = self.gate_loss(post)
-        return loss + gate_loss, {**metrics, **gate_metrics}
+        gate_term, gate_metrics = self.gate_loss(post)
+        return loss + gate_term, {**metrics, **gate_metrics}
 
     def gate_loss(self, post):
-        """The gate KL towards the sparse prior, floored at `gate_free` nats, and sparsity diagnostics."""
-        gate_kl = tf.reduce_mean(tf.reduce_sum(bernoulli_kl(post['gate_prob'], self._gate_prior), -1))
-        gate = tf.stop_gradient(post['gate'])
-        open_fraction = tf.reduce_mean(gate, -1)  # Per batch entry and time step.
-        metrics = {
-            'gate_kl': gate_kl,
-            'gate_open_mean': tf.reduce_mean(open_fraction),
-            'gate_open_std': tf.math.reduce_std(open_fraction),
-            'gate_update_rate': tf.reduce_mean(tf.reshape(gate, [-1, gate.shape[-1]]), 0)}
-        return self._gate_scale * tf.maximum(gate_kl, self._gate_free), metrics
+        """The gate KL term and its diagnostics (`gate_loss`)."""
+        return gate_loss(post, self._gate_prior, self._gate_scale, self._gate_free)
 
     def _recur(self, x, prev_state, sample):
         cand, gate, prob = self._cell(x, prev_state['deter'], sample=sample)
@@ -88,6 +80,21 @@ class SVSG(VSG):
         latent = super()._latent(stats, recurrent, prev_state, sample)
         latent['stoch'] = gated_update(recurrent['gate'], latent['stoch'], prev_state['stoch'])
         return latent
+
+
+def gate_loss(post, prior, scale, free):
+    """The gate KL of posterior states' gates [B, T, G] towards the sparse Bernoulli `prior`, summed over
+    the G gates, averaged and floored at `free` nats, times `scale`; and sparsity diagnostics, the
+    update rate of each gate among them."""
+    gate_kl = tf.reduce_mean(tf.reduce_sum(bernoulli_kl(post['gate_prob'], prior), -1))
+    gate = tf.stop_gradient(post['gate'])
+    open_fraction = tf.reduce_mean(gate, -1)  # Per batch entry and time step.
+    metrics = {
+        'gate_kl': gate_kl,
+        'gate_open_mean': tf.reduce_mean(open_fraction),
+        'gate_open_std': tf.math.reduce_std(open_fraction),
+        'gate_update_rate': tf.reduce_mean(tf.reshape(gate, [-1, gate.shape[-1]]), 0)}
+    return scale * tf.maximum(gate_kl, free), metrics
 
 
 def bernoulli_kl(p, q):

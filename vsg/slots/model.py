@@ -125,11 +125,15 @@ class SlotInit(keras.layers.Layer):
         # Built here, so its state is keyed under this layer in checkpoints.
         self._noise = keras.random.SeedGenerator(self._seed_value, name='noise')
 
-    def call(self, batch_size, training=False):
+    def call(self, batch_size, training=False, noise=None):
+        """`noise`: standard normal draws [batch_size, K, D] to sample with in training, for a caller
+        that draws every sample from its own generator (the slot core); else this layer draws them."""
         mean = tf.broadcast_to(self.mean, [batch_size, *self._shape])
         if not training:
             return mean
-        return mean + tf.exp(self.log_std) * keras.random.normal([batch_size, *self._shape], seed=self._noise)
+        if noise is None:
+            noise = keras.random.normal([batch_size, *self._shape], seed=self._noise)
+        return mean + tf.exp(self.log_std) * noise
 
 
 class BroadcastDecoder(keras.layers.Layer):
@@ -137,11 +141,11 @@ class BroadcastDecoder(keras.layers.Layer):
     to a decoder_grid² map plus the position embedding, a per-position ReLU layer, then 4x4 stride-2
     transposed convolutions up to S² and a 3x3 convolution to 4 channels. (A wider first convolution
     would be wasted: every position holds the same slot and only the linear position embedding
-    differs.)"""
+    differs.) `frame` and `decode` compose a frame's slots by their masks, at the frame's resolution."""
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
-        self._grid = config.decoder_grid
+        self._grid, self._side = config.decoder_grid, config.resolution
         channels = config.decoder_channels
         self._position = PositionEmbedding(config.slot_size, name='position')
         self._stack = [keras.layers.Dense(channels, activation='relu', name='mix')] + [
@@ -152,6 +156,29 @@ class BroadcastDecoder(keras.layers.Layer):
     def call(self, slots):
         x = tf.tile(slots[:, None, None, :], [1, self._grid, self._grid, 1])
         return self._out(_apply(self._stack, self._position(x)))
+
+    def frame(self, slots):
+        """slots [.., K, D] -> the frames they compose [.., H, W, 3] in [-0.5, 0.5]."""
+        return _upsample(self._compose(slots)[0], self._side)
+
+    def decode(self, slots):
+        """slots [.., K, D] -> (frames [.., H, W, 3] in [-0.5, 0.5], masks [.., K, H, W] summing to 1 over
+        the slots at every pixel, each slot's own RGB [.., K, H, W, 3])."""
+        recon, masks, rgb = self._compose(slots)
+        return _upsample(recon, self._side), _upsample(masks[..., None], self._side)[..., 0], _upsample(rgb, self._side)
+
+    def _compose(self, slots):
+        """(frames [.., S, S, 3], masks [.., K, S, S], the slots' RGB [.., K, S, S, 3]) at the decoder's
+        resolution S: the frame is composed there and only then upsampled (the per-slot maps at the
+        frame's size would cost as much again as the decoder)."""
+        lead = tf.shape(slots)[:-1]  # [.., K]
+        x = self(tf.reshape(slots, [-1, slots.shape[-1]]))
+        x = tf.reshape(x, tf.concat([lead, tf.shape(x)[1:]], 0))  # [.., K, S, S, 4]
+        rgb, alpha = x[..., :3], x[..., 3]
+        # The softmax over the slot axis, written out: tf.nn.softmax on an inner axis transposes.
+        alpha = tf.exp(alpha - tf.reduce_max(alpha, -3, keepdims=True))
+        masks = alpha / tf.reduce_sum(alpha, -3, keepdims=True)
+        return tf.reduce_sum(masks[..., None] * rgb, -4), masks, rgb
 
 
 def _upsample(x, side):
@@ -165,8 +192,8 @@ def _upsample(x, side):
 
 class SlotModel(keras.layers.Layer):
     """The video slot autoencoder. `call(frames, training)` runs it on windows; `loss` is the MSE of the
-    reconstruction; `encode` and `decode` are what other parts (offline representations, a slot core)
-    call on a trained model (vsg.slots.load)."""
+    reconstruction; `encode` and `decode` are what other parts (offline representations) call on a
+    trained model (vsg.slots.load); the slot core (vsg/cores/slot.py) runs its layers itself."""
 
     def __init__(self, config, seed=0, name='slots', **kwargs):
         super().__init__(name=name, **kwargs)
@@ -210,22 +237,7 @@ class SlotModel(keras.layers.Layer):
 
     def decode_slots(self, slots):
         """As decode, also returning each slot's own RGB [.., K, H, W, 3] (what the videos show)."""
-        recon, masks, rgb = self._compose(slots)
-        side = self.config.resolution
-        return _upsample(recon, side), _upsample(masks[..., None], side)[..., 0], _upsample(rgb, side)
-
-    def _compose(self, slots):
-        """(reconstructions [.., S, S, 3], masks [.., K, S, S], the slots' RGB [.., K, S, S, 3]) at the
-        decoder's resolution S: the frame is composed there and only then upsampled (the per-slot maps
-        at the frame's size would cost as much again as the decoder)."""
-        lead = tf.shape(slots)[:-1]  # [.., K]
-        x = self.decoder(tf.reshape(slots, [-1, self.config.slot_size]))
-        x = tf.reshape(x, tf.concat([lead, tf.shape(x)[1:]], 0))  # [.., K, S, S, 4]
-        rgb, alpha = x[..., :3], x[..., 3]
-        # The softmax over the slot axis, written out: tf.nn.softmax on an inner axis transposes.
-        alpha = tf.exp(alpha - tf.reduce_max(alpha, -3, keepdims=True))
-        masks = alpha / tf.reduce_sum(alpha, -3, keepdims=True)
-        return tf.reduce_sum(masks[..., None] * rgb, -4), masks, rgb
+        return self.decoder.decode(slots)
 
     def call(self, frames, training=False):
         slots = self.track(frames, training=training)
@@ -234,7 +246,7 @@ class SlotModel(keras.layers.Layer):
 
     def loss(self, frames, training=True):
         """(MSE of the reconstructions against the frames, both in [-0.5, 0.5]; metrics)."""
-        recon = _upsample(self._compose(self.track(frames, training=training))[0], self.config.resolution)
+        recon = self.decoder.frame(self.track(frames, training=training))
         return tf.reduce_mean((recon - (tf.cast(frames, tf.float32) / 255 - 0.5)) ** 2), {}
 
     def encode(self, frames, chunk=16, slots=None):
