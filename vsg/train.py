@@ -157,7 +157,7 @@ def run(config):
     def write_logs():
         steps, updates, steps_per_s, updates_per_s = log_rates()
         logger.add(means.result())
-        if agent.video_prediction is not None:
+        if agent.video_prediction is not None and last_batch:  # none yet right after a resume
             # Not a batch of its own: under multi_worker, drawing one is a collective the other workers skip.
             logger.add({'open_loop': agent.video_prediction(learner.local(last_batch[0])).numpy()}, prefix='train_video')
         logger.add({
