@@ -19,6 +19,7 @@ CONFIGS_FILE = pathlib.Path(__file__).resolve().parent.parent / 'configs.yaml'
 # checks `core` itself so this module stays free of agent imports.
 CHOICES = {
     'precision': ('float32', 'mixed_float16', 'mixed_bfloat16', 'auto'),
+    'strategy': ('default', 'mirrored', 'multi_worker'),
     'actor.dist': ('auto', 'trunc_normal', 'onehot'),
     'actor_grad': ('auto', 'dynamics', 'reinforce'),
     'reward_head.dist': ('mse', 'symlog_mse', 'twohot'),
@@ -36,7 +37,7 @@ POSITIVE = (
         'predictor_heads', 'decoder_grid', 'decoder_size', 'decoder_channels', 'window', 'batch_size', 'steps',
         'test_episodes', 'eval_windows', 'log_every', 'save_every')))
 ABOVE_ZERO = ('train_ratio', 'slots.lr', 'slots.clip', 'slot.min_std')
-NON_NEGATIVE = ('status_every', 'save_every_minutes', 'kl.dyn', 'kl.rep', 'critic.slow_reg', 'slots.warmup')
+NON_NEGATIVE = ('status_every', 'strategy_devices', 'save_every_minutes', 'kl.dyn', 'kl.rep', 'critic.slow_reg', 'slots.warmup')
 UNIT_INTERVAL = ('discount', 'discount_lambda', 'kl.balance', 'return_norm.decay', 'unimix.latents', 'unimix.actor')
 OPEN_UNIT_INTERVAL = ('gate.prior',)  # A Bernoulli prior of 0 or 1 makes the gate KL infinite.
 FRACTION = ('slow_target_fraction',)  # 0 would never move the target.

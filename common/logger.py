@@ -27,14 +27,12 @@ WALL_HOURS = 'stats/wall_hours'  # hours the run has been running, over all its 
 METRICS = 'metrics.jsonl'
 
 
-def make(logdir, step, action_repeat):
+def make(logdir, step, action_repeat, files=True):
     """A logger whose records are stamped with env frames: the agent step counter `step` times
-    `action_repeat`."""
-    outputs = [
-        TerminalOutput(TERMINAL_KEYS),
-        elements.logger.JSONLOutput(logdir, METRICS, parallel=False),
-        TensorBoardOutput(logdir),
-    ]
+    `action_repeat`. files=False: the terminal only (a worker that is not the chief writes nothing)."""
+    outputs = [TerminalOutput(TERMINAL_KEYS)]
+    if files:
+        outputs += [elements.logger.JSONLOutput(logdir, METRICS, parallel=False), TensorBoardOutput(logdir)]
     return elements.Logger(step, outputs, multiplier=action_repeat)
 
 

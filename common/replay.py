@@ -23,9 +23,11 @@ class Replay:
         """prioritize_ends: a start drawn within an episode's last `length` steps is moved back so the
         sequence ends with the episode (DreamerV2's option): rare episode ends, such as scoring the last
         object, are then seen `length` times as often. select: `select(path) -> bool` loads only some of
-        the directory's episodes (a read-only view, e.g. vsg.diagnose on the episodes a run seeded)."""
-        self._directory = pathlib.Path(directory)
-        self._directory.mkdir(parents=True, exist_ok=True)
+        the directory's episodes (a read-only view, e.g. vsg.diagnose on the episodes a run seeded).
+        directory None: episodes are kept in memory only (a worker that is not the chief writes nothing)."""
+        self._directory = None if directory is None else pathlib.Path(directory)
+        if self._directory is not None:
+            self._directory.mkdir(parents=True, exist_ok=True)
         self._capacity = capacity
         self._prioritize_ends = prioritize_ends
         self._rng = np.random.default_rng(seed)
@@ -37,6 +39,7 @@ class Replay:
         self._ends = np.zeros(0, np.int64)  # cumulative lengths, to map a global step to its episode
         self._spec = None  # {key: (dtype, per-step shape)}, fixed by the first episode
         self._ongoing = {}  # worker -> list of transitions of its unfinished episode
+        self._known = set()  # names of the directory's episode files already loaded, added or passed over
         self._load(select)
 
     @property
@@ -68,7 +71,8 @@ class Replay:
 
     def add_episode(self, episode):
         """Validate (the format's checks, and the keys/dtypes/shapes of the replay's episodes), save
-        atomically, and add to memory, evicting the oldest beyond capacity.
+        atomically (returning the path; None in memory only), and add to memory, evicting the oldest
+        beyond capacity.
 
         The arrays are kept as given, not copied: do not modify them afterwards.
         """
@@ -76,7 +80,42 @@ class Replay:
         spec = episodes_lib.spec(episode)
         if self._spec is not None and spec != self._spec:
             raise ValueError(f"Episode keys/dtypes/shapes {spec} do not match the replay's {self._spec}.")
-        path = episodes_lib.write(self._directory, episode)
+        path = None if self._directory is None else episodes_lib.write(self._directory, episode)
+        if path is not None:
+            self._known.add(path.name)
+        self._append(episode, spec)
+        return path
+
+    def refresh(self):
+        """Adds the episode files that other processes (e.g. collectors on other machines) wrote into the
+        directory since; returns how many. Writers rename a finished file into place, so a file being
+        written is never listed; one that vanished or cannot be read is passed over with a warning."""
+        if self._directory is None:
+            return 0
+        added = 0
+        for path in episodes_lib.paths(self._directory):
+            if path.name in self._known:
+                continue
+            self._known.add(path.name)
+            episode = self._read(path)
+            if episode is not None:
+                self._append(episode, episodes_lib.spec(episode))
+                added += 1
+        return added
+
+    def _read(self, path):
+        """The episode of file `path`, or None with a warning if it is unreadable or unlike the replay's."""
+        episode = episodes_lib.read_or_skip(path)
+        if episode is None:
+            return None
+        spec = episodes_lib.spec(episode)
+        if self._spec is not None and spec != self._spec:
+            warnings.warn(f'Skipping episode {path}: its keys/dtypes/shapes {spec} differ from {self._spec}.')
+            return None
+        return episode
+
+    def _append(self, episode, spec):
+        """Adds `episode` to memory, evicting the oldest beyond capacity."""
         with self._lock:
             self._spec = spec
             lengths = np.append(self._lengths, episodes_lib.length(episode))
@@ -86,7 +125,6 @@ class Replay:
                 total -= lengths[dropped]
                 dropped += 1
             self._set_episodes((self._episodes + (episode,))[dropped:], lengths[dropped:])
-        return path
 
     def sample(self, batch, length):
         """Return {key: array [batch, length, ...]} of sequences with uniformly drawn start steps
@@ -141,18 +179,19 @@ class Replay:
         self._ends = np.cumsum(self._lengths)
 
     def _load(self, select):
+        if self._directory is None:
+            return
         newest_first = []
         total = 0
-        for path in reversed(episodes_lib.paths(self._directory)):
+        paths = episodes_lib.paths(self._directory)
+        self._known.update(path.name for path in paths)  # those passed over here, refresh() passes over too
+        for path in reversed(paths):
             if select is not None and not select(path):
                 continue
-            episode = episodes_lib.read_or_skip(path)
+            episode = self._read(path)
             if episode is None:
                 continue
             spec = episodes_lib.spec(episode)
-            if self._spec is not None and spec != self._spec:
-                warnings.warn(f'Skipping episode {path}: its keys/dtypes/shapes {spec} differ from {self._spec}.')
-                continue
             # Same rule as eviction: keep the newest episodes that fit, and always the newest one.
             size = episodes_lib.length(episode)
             if self._capacity is not None and newest_first and total + size > self._capacity:

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import dists, nets
+from common import dists, nets, replicas
 from vsg import cores
 from vsg.learner import Learner
 
@@ -169,16 +169,20 @@ def example_batch(agent, obs_space, shape, rng=None):
 class ReturnScale(keras.layers.Layer):
     """DreamerV3's return normaliser: an EMA of the 5th-to-95th percentile range of the λ-returns,
     floored at 1 so that small returns are not blown up into noise. Calling it updates the EMA
-    with the batch and returns the scale (no gradient flows through it)."""
+    with the batch and returns the scale (no gradient flows through it). Under a strategy the
+    percentiles are those of every replica's returns, so all replicas hold the same EMA."""
 
     def __init__(self, decay, **kwargs):
         super().__init__(**kwargs)
         self._decay = decay
-        self.low = self.add_weight(shape=(), initializer='zeros', trainable=False, name='low')
-        self.high = self.add_weight(shape=(), initializer='zeros', trainable=False, name='high')
+        # Every replica assigns the same value; the first one's is kept.
+        self.low = self.add_weight(shape=(), initializer='zeros', trainable=False, name='low',
+                                   aggregation='only_first_replica')
+        self.high = self.add_weight(shape=(), initializer='zeros', trainable=False, name='high',
+                                    aggregation='only_first_replica')
 
     def call(self, returns):
-        low, high = percentiles(tf.stop_gradient(returns), (5, 95))
+        low, high = percentiles(replicas.gather(tf.stop_gradient(returns)), (5, 95))
         self.low.assign(self._decay * self.low + (1 - self._decay) * low)
         self.high.assign(self._decay * self.high + (1 - self._decay) * high)
         return tf.maximum(1.0, self.high - self.low)
@@ -314,12 +318,13 @@ class Agent:
             self.model_opt = learner.optimizer('model_opt', config.model_opt)
             self.actor_opt = learner.optimizer('actor_opt', config.actor_opt)
             self.critic_opt = learner.optimizer('critic_opt', config.critic_opt)
-            self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='updates')
+            self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='updates',
+                                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
             self._build(obs_space)
-        self.train = learner.compile(self._train)
+        self.train = learner.step(self._train)
         self.policy = learner.compile(self._policy)
         # The world model alone (vsg.screen); traced only if called.
-        self.train_world_model = learner.compile(lambda data: self._train_world_model(data)[1])
+        self.train_world_model = learner.step(lambda data: self._train_world_model(data)[1])
         # Runs only at log time, so it is not worth an XLA compile; None without a decoded image.
         self.video_prediction = learner.compile(self.wm.video_prediction, jit=False) if self.wm.decoder.image_keys else None
 

@@ -88,13 +88,23 @@ def make_envs(config, count, seed):
     return made
 
 
-def make_agent(config, env, logdir=None):
-    """Builds the agent and restores `logdir`'s checkpoint if there is one (None: a fresh agent);
-    returns (agent, counters)."""
+def make_learner(config):
+    """The learner (vsg/learner.py), made before any other TensorFlow op: a strategy sets up devices and
+    collectives then. A strategy that cannot run as configured exits with its one-line reason."""
+    from vsg.learner import Learner
+    try:
+        return Learner(config)
+    except ValueError as e:
+        sys.exit(f'error: {e}')
+
+
+def make_agent(config, env, logdir=None, learner=None):
+    """Builds the agent (by `learner`, default: one from `config`) and restores `logdir`'s checkpoint if
+    there is one (None: a fresh agent); returns (agent, counters)."""
     from common import checkpoint
     from vsg.agent import Agent
     try:
-        agent = Agent(env.obs_space, env.act_space, config)
+        agent = Agent(env.obs_space, env.act_space, config, learner)
     except ValueError as e:  # settings that do not fit together or fit this env, e.g. actor.init_std
         sys.exit(f'error: {e}')
     counters = {}

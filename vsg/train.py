@@ -23,26 +23,36 @@ def main(argv=None):
 def run(config):
     import elements
     from common import checkpoint
+    from common.replay import Replay
 
+    learner = build.make_learner(config)  # first: a strategy sets up devices and collectives before any op
+    chief = learner.is_chief  # only the chief writes: checkpoints, logs, videos, replay
+    # Workers step envs of their own seeds; the chief's are the single process's.
+    seed = config.seed + 1000 * learner.worker
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops a run as Ctrl-C does, saving first.
 
     logdir = pathlib.Path(config.logdir).expanduser()
     problem = build.check_logdir(config, logdir)  # before anything in it is written
     if problem:
         sys.exit(f'error: {problem}')
-    logdir.mkdir(parents=True, exist_ok=True)
-    config.save(logdir / 'config.yaml')
-    np_rng = np.random.default_rng(config.seed)
+    if chief:
+        logdir.mkdir(parents=True, exist_ok=True)
+        config.save(logdir / 'config.yaml')
+    np_rng = np.random.default_rng(seed)
 
-    train_envs = build.make_envs(config, config.env.amount, config.seed)
+    train_envs = build.make_envs(config, config.env.amount, seed)
     eval_envs = build.make_envs(config, 1, config.seed + 10_000)
     # Once, before the first checkpoint: a resumed run has its copies (and needs not the source any more).
-    if config.prefill_from and not (logdir / build.CHECKPOINT).exists():
+    if chief and config.prefill_from and not (logdir / build.CHECKPOINT).exists():
         copied = collect.seed_replay(config, train_envs[0], logdir / 'replay')
         if copied:
             print(f'Copied {copied} episode files from {config.prefill_from} into the replay (prefill_from).')
-    replay = build.load_replay(config, logdir / 'replay')
-    agent, counters = build.make_agent(config, train_envs[0], logdir)
+    if chief:
+        replay = build.load_replay(config, logdir / 'replay')
+    else:  # its own episodes, in memory
+        replay = Replay(None, capacity=config.replay.capacity, seed=seed, prioritize_ends=config.replay.prioritize_ends)
+    # Every worker restores the chief's checkpoint.
+    agent, counters = build.make_agent(config, train_envs[0], logdir, learner)
     step = elements.Counter(counters.get('step', 0))
     run_clock = logger_lib.RunClock(counters.get('seconds', 0))  # the run's wall time, saved with the step
     try:
@@ -50,7 +60,7 @@ def run(config):
             print(f'Converted {logdir / logger_lib.METRICS} from agent steps to env frames.')
     except ValueError as e:  # A corrupt metrics.jsonl: say so, touch nothing.
         sys.exit(f'error: {e}')
-    logger = logger_lib.make(logdir, step, config.env.action_repeat)
+    logger = logger_lib.make(logdir, step, config.env.action_repeat, files=chief)
     means = logger_lib.Mean()
 
     def counts():  # for throughput and progress
@@ -60,6 +70,8 @@ def run(config):
     status = logger_lib.Status(config.status_every, config.steps, config.env.action_repeat, counts)
 
     def save():
+        if not chief:
+            return
         counters = {'step': int(step), 'seconds': int(run_clock())}
         checkpoint.save(logdir / build.CHECKPOINT, agent.variables, counters, keep=config.keep_checkpoints)
 
@@ -72,7 +84,7 @@ def run(config):
             logger.add(stats, prefix='train')
             return
         eval_means.add(stats, prefix='eval')
-        if worker == 0 and frames is not None:
+        if worker == 0 and frames is not None and chief:
             logger.add({'policy': episode[frames]}, prefix='eval_video')
 
     def count_step(tran, worker):
@@ -96,10 +108,16 @@ def run(config):
         random_policy = driver_lib.random_policy(train_envs[0].act_space['action'], np_rng)
         train_driver(random_policy, steps=prefill, episodes=prefill_episodes)
         train_driver.reset()
-    dataset = iter(replay.dataset(config.batch_size, config.batch_length, config.replay.prefetch))
+    # Workers count on from the chief's step, so that they train, evaluate and stop at the same steps.
+    step.value = learner.from_chief([int(step)])[0]
+    dataset = iter(learner.dataset(
+        lambda batch: replay.dataset(batch, config.batch_length, config.replay.prefetch), config.batch_size))
+
+    last_batch = []  # the latest batch trained on, for the open-loop video
 
     def train_step():
-        metrics = {k: v.numpy() for k, v in agent.train(next(dataset)).items()}
+        last_batch[:] = [next(dataset)]
+        metrics = {k: v.numpy() for k, v in agent.train(last_batch[0]).items()}
         bad = [k for k, v in metrics.items() if not np.all(np.isfinite(v))]
         if bad:  # Stop before a save can overwrite the last good checkpoint.
             sys.exit(f'error: non-finite {", ".join(bad)} at step {int(step)}; the last checkpoint is kept')
@@ -117,8 +135,8 @@ def run(config):
         save()
 
     # Updates per agent step; every update due since the last batch step runs, so several envs
-    # stepping at once (env.amount) keep the ratio.
-    should_train = elements.when.Ratio(config.train_ratio / (config.batch_size * config.batch_length))
+    # stepping at once (env.amount) keep the ratio. Each worker counts its own steps, a share of all.
+    should_train = elements.when.Ratio(config.train_ratio * learner.workers / (config.batch_size * config.batch_length))
     should_log = elements.when.Every(config.log_every)
     should_save = elements.when.Every(config.save_every)
     save_clock = elements.when.Clock(60 * config.save_every_minutes or -1, first=False)  # -1: never
@@ -130,7 +148,8 @@ def run(config):
             train_step()
 
     def on_step(tran, worker):
-        if should_log(step):
+        if should_log(step) and chief:
+            replay.refresh()  # episodes that other processes wrote into the replay directory
             write_logs()
         if should_save(step) or save_clock():
             save()
@@ -138,8 +157,9 @@ def run(config):
     def write_logs():
         steps, updates, steps_per_s, updates_per_s = log_rates()
         logger.add(means.result())
-        if agent.video_prediction is not None:
-            logger.add({'open_loop': agent.video_prediction(next(dataset)).numpy()}, prefix='train_video')
+        if agent.video_prediction is not None and last_batch:  # none yet right after a resume
+            # Not a batch of its own: under multi_worker, drawing one is a collective the other workers skip.
+            logger.add({'open_loop': agent.video_prediction(learner.local(last_batch[0])).numpy()}, prefix='train_video')
         logger.add({
             'env_frames_per_s': steps_per_s * config.env.action_repeat, 'updates_per_s': updates_per_s,
             'updates': updates, 'agent_steps': steps,
@@ -153,7 +173,7 @@ def run(config):
     eval_policy = build.agent_policy(agent, 'eval', len(eval_envs))
     try:
         while step < config.steps:
-            if should_eval(step):
+            if should_eval(step) and chief:
                 status.phase = 'eval'
                 eval_driver.reset()
                 eval_driver(eval_policy, episodes=config.eval_eps)
@@ -163,9 +183,12 @@ def run(config):
                 logger.write()
             status.phase = 'train'
             train_driver(train_policy, steps=min(config.eval_every, config.steps - int(step)))
-        write_logs()
+        if chief:
+            write_logs()
         save()
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep the progress made since the last save.
+        if not chief:
+            sys.exit(f'Interrupted at agent step {int(step)}; the chief saves.')
         if int(agent.updates.numpy()) == 0:  # Still prefilling: a rerun starts over from the replay.
             sys.exit(f'Interrupted at agent step {int(step)}, before training began; nothing saved.')
         # The stop may land between an update and its non-finite check: never save over good weights then.

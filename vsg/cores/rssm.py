@@ -14,7 +14,7 @@ import math
 import keras
 import tensorflow as tf
 
-from common import dists
+from common import dists, replicas
 from vsg.cores.base import Core
 from vsg.cores.cell import GatedCell, gated_update
 
@@ -145,9 +145,9 @@ def kl_loss(kl, post, prior, balance, free, split, dyn_scale, rep_scale):
     """(loss, the KL per step) of posterior and prior sequences, `kl(lhs, rhs)` giving KL(lhs || rhs)
     per step [B, T]. KL(post || prior) in two directions: `dyn` (the prior learns, the posterior held
     fixed) and `rep` (the posterior learns). Balanced (DreamerV2): (1 - balance) rep + balance dyn,
-    each floored at `free` nats after averaging over batch and time. Split (DreamerV3): dyn_scale dyn
-    + rep_scale rep, each floored at `free` per batch element and time step before averaging, so steps
-    already under the floor stop pulling and the others still do."""
+    each floored at `free` nats after averaging over time and the global batch (all replicas' shards).
+    Split (DreamerV3): dyn_scale dyn + rep_scale rep, each floored at `free` per batch element and time
+    step before averaging, so steps already under the floor stop pulling and the others still do."""
     sg = lambda state: tf.nest.map_structure(tf.stop_gradient, state)
     rep = kl(post, sg(prior))
     dyn = kl(sg(post), prior)
@@ -155,8 +155,8 @@ def kl_loss(kl, post, prior, balance, free, split, dyn_scale, rep_scale):
         loss = dyn_scale * tf.reduce_mean(tf.maximum(dyn, free))
         loss += rep_scale * tf.reduce_mean(tf.maximum(rep, free))
     else:
-        loss = (1 - balance) * tf.maximum(tf.reduce_mean(rep), free)
-        loss += balance * tf.maximum(tf.reduce_mean(dyn), free)
+        loss = (1 - balance) * replicas.floor(tf.reduce_mean(rep), free)
+        loss += balance * replicas.floor(tf.reduce_mean(dyn), free)
     return loss, dyn
 
 

@@ -10,6 +10,7 @@ import math
 
 import tensorflow as tf
 
+from common import replicas
 from vsg.cores.cell import GatedCell, gated_update
 from vsg.cores.rssm import RSSM, gaussian_kl
 
@@ -84,8 +85,8 @@ class SVSG(VSG):
 
 def gate_loss(post, prior, scale, free):
     """The gate KL of posterior states' gates [B, T, G] towards the sparse Bernoulli `prior`, summed over
-    the G gates, averaged and floored at `free` nats, times `scale`; and sparsity diagnostics, the
-    update rate of each gate among them."""
+    the G gates, averaged over the global batch and floored at `free` nats, times `scale`; and sparsity
+    diagnostics, the update rate of each gate among them."""
     gate_kl = tf.reduce_mean(tf.reduce_sum(bernoulli_kl(post['gate_prob'], prior), -1))
     gate = tf.stop_gradient(post['gate'])
     open_fraction = tf.reduce_mean(gate, -1)  # Per batch entry and time step.
