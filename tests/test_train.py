@@ -172,3 +172,26 @@ def test_bad_input_exits_nonzero_with_one_line(tmp_path, extra, fragment):
 def test_missing_logdir_is_an_error():
     result = run(TRAIN)
     assert result.returncode != 0 and '--logdir is required' in result.stderr
+
+
+WEIGHTS_HASH = '''
+import hashlib, sys
+import numpy as np
+from vsg import build
+config = build.parse(['--configs', 'debug', '--task', 'dmc_cartpole_balance', '--seed', sys.argv[1],
+                      '--logdir', 'unused'])
+env = build.make_envs(config, 1, 0)[0]
+agent, _ = build.make_agent(config, env)
+env.close()
+print(hashlib.sha256(b''.join(np.asarray(v).tobytes() for v in agent.variables)).hexdigest())
+'''
+
+
+def test_the_initial_weights_are_a_function_of_the_seed():
+    # Separate processes, as two runs are: nothing carries over from one build to the next.
+    procs = [subprocess.Popen([sys.executable, '-c', WEIGHTS_HASH, seed], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for seed in ('0', '0', '1')]
+    outputs = [proc.communicate(timeout=600) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err[-2000:] for _, err in outputs]
+    first, again, other = (out.strip().splitlines()[-1] for out, _ in outputs)
+    assert first == again and first != other

@@ -46,7 +46,7 @@ class Learner:
         """Build networks inside: their variables are the strategy's (one copy per replica), their layers
         take the precision policy and seeded initial weights."""
         with self.strategy.scope(), dtype_policy(self.precision):
-            tf.random.set_seed(self.seed)
+            keras.utils.set_random_seed(self.seed)  # Keras 3 initialisers ignore tf.random.set_seed alone
             yield
 
     def optimizer(self, name, settings):
