@@ -51,6 +51,32 @@ def test_slot_attention_permutes_with_the_slots_and_ignores_the_order_of_the_tok
     np.testing.assert_allclose(shuffled, out, rtol=1e-5, atol=1e-5)
 
 
+def test_the_gradient_skips_all_but_the_last_iteration_and_reaches_the_starting_slots_straight():
+    import tensorflow as tf
+    from vsg.slots.model import SlotAttention
+    rng = np.random.default_rng(1)
+    attention = SlotAttention(slot_size=8, mlp_hidden=16)
+    start = tf.constant(rng.normal(size=(2, 4, 8)), tf.float32)
+    tokens = tf.constant(rng.normal(size=(2, 10, 6)), tf.float32)
+    weights = tf.constant(rng.normal(size=(2, 4, 8)), tf.float32)  # a loss that weighs every entry differently
+    with tf.GradientTape() as tape:
+        tape.watch(start)
+        out = attention(start, tokens, iterations=3)
+        loss = tf.reduce_sum(weights * out)
+    through_all = tape.gradient(loss, start)
+    before_last = attention(start, tokens, iterations=2)  # a constant here: no tape
+    with tf.GradientTape() as tape:
+        tape.watch(before_last)
+        last = attention(before_last, tokens, iterations=1)
+        loss_last = tf.reduce_sum(weights * last)
+    np.testing.assert_allclose(out.numpy(), last.numpy(), rtol=1e-5, atol=1e-5)  # the value is all 3 iterations'
+    np.testing.assert_allclose(through_all.numpy(), tape.gradient(loss_last, before_last).numpy(), rtol=1e-4, atol=1e-6)
+    with tf.GradientTape() as tape:  # one iteration: the ordinary gradient, nothing skipped
+        tape.watch(start)
+        one = tf.reduce_sum(weights * attention(start, tokens, iterations=1))
+    assert np.abs(tape.gradient(one, start).numpy()).max() > 0
+
+
 def test_masks_sum_to_one_at_every_pixel_and_shapes_follow_the_config():
     model = tiny_model()
     out = model(random_frames((2, 3, 8, 8, 3)))

@@ -64,7 +64,12 @@ class SlotAttention(keras.layers.Layer):
     """Slots [N, K, D] refined on tokens [N, M, C] (Locatello et al. 2020): per iteration the slots'
     queries compete for each token (softmax over slots), each slot takes the attention-weighted mean
     of the tokens' values, and a GRU plus a residual MLP fold that into the slot. Permuting the slots
-    permutes the result; permuting the tokens leaves it unchanged."""
+    permutes the result; permuting the tokens leaves it unchanged.
+
+    With more than one iteration the gradient skips the earlier ones: the last iteration starts from
+    their result, whose gradient goes straight to the starting slots (BO-QSA, Jia et al. 2023). Learned
+    starting slots then learn to be good starting points; with the gradient through every iteration
+    the slots collapsed onto one vector (docs/design.md, "Object slots")."""
 
     def __init__(self, slot_size, mlp_hidden, epsilon=1e-8, **kwargs):
         super().__init__(**kwargs)
@@ -82,7 +87,10 @@ class SlotAttention(keras.layers.Layer):
         keys = self._key(tokens) * self._size ** -0.5
         values = self._value(tokens)
         count = slots.shape[1]
-        for _ in range(iterations):
+        start = slots
+        for iteration in range(iterations):
+            if iteration and iteration == iterations - 1:
+                slots = start + tf.stop_gradient(slots - start)  # the value of slots, the gradient of start
             logits = tf.matmul(keys, self._query(self._norm_slots(slots)), transpose_b=True)  # [N, M, K]
             attention = tf.nn.softmax(logits, -1) + self._epsilon  # slots compete for each token
             weights = attention / tf.reduce_sum(attention, 1, keepdims=True)  # a weighted mean over tokens
