@@ -181,6 +181,20 @@ def test_the_grid_baseline_splits_the_frame_into_k_equal_cells():
     np.testing.assert_allclose(fg_ari(ids + 1, ids), 1.0)  # the grid itself scores 1 against itself
 
 
+def test_slot_identity_is_one_for_an_object_kept_by_one_slot_and_halves_when_it_switches():
+    ids = np.zeros((4, 2, 2), np.uint8)
+    ids[:, 0, 0], ids[:, 1, 1] = 1, 2  # object 1 top left, object 2 bottom right, background elsewhere
+    masks = np.zeros((4, 3, 2, 2))
+    masks[:, 0] = 1.0  # slot 0 holds everything ...
+    masks[:, :, 0, 0] = [0, 1, 0]  # ... but object 1, always in slot 1
+    masks[:2, :, 1, 1], masks[2:, :, 1, 1] = [0, 0, 1], [1, 0, 0]  # object 2: slot 2, then slot 0
+    assert evaluation.slot_identity(ids, masks) == pytest.approx((1.0 + 0.5) / 2)
+    soft = masks.copy()
+    soft[:, :, 0, 0] = [0.25, 0.5, 0.25]  # object 1 shared: its best slot holds half
+    assert evaluation.slot_identity(ids, soft) == pytest.approx((0.5 + 0.5) / 2)
+    assert np.isnan(evaluation.slot_identity(np.zeros_like(ids), masks))  # no object to score
+
+
 def test_the_video_shows_frames_reconstructions_and_each_slots_share_side_by_side():
     frames = random_frames((2, 3, 8, 8, 3))
     recon = np.zeros((2, 3, 8, 8, 3), np.float32)
@@ -249,7 +263,8 @@ def test_a_killed_run_resumes_its_step_count_and_logs_the_held_out_scores(tmp_pa
     steps = [record['step'] for record in records if 'slots/slots_opt_loss' in record]
     assert steps == sorted(steps) and steps[-1] == killed_at + 2  # one count across both processes
     keys = set().union(*records)
-    assert {'slots/slots_opt_loss', 'slots/ms_per_step', 'eval/mse', 'eval/fg_ari', 'eval/fg_ari_grid'} <= keys
+    assert {'slots/slots_opt_loss', 'slots/ms_per_step', 'eval/mse', 'eval/fg_ari', 'eval/fg_ari_grid',
+            'eval/slot_identity'} <= keys
     assert sum('eval/fg_ari_grid' in record for record in records) == 1  # once, at the start of the run
     assert (logdir / 'slots_eval.gif').read_bytes()[:6] == b'GIF89a' and list(logdir.glob('events.out.tfevents.*'))
 

@@ -1,6 +1,7 @@
 """What the slot model is judged by on held-out windows: the reconstruction error, the foreground
 adjusted Rand index (FG-ARI) of its masks against the episodes' segmentation ids beside that of a
-fixed grid of as many regions, and a video of frames, reconstructions and each slot's share.
+fixed grid of as many regions, and a video of frames, reconstructions and each slot's share; on
+held-out episodes, how firmly each object keeps one slot index (what choosing slots by index needs).
 """
 import math
 
@@ -13,6 +14,22 @@ def fg_ari(true_ids, pred_ids):
     """Per-window FG-ARI [N] of ids [N, T, H, W] (each window scored as one video, so a slot must keep
     its object over time)."""
     return segmentation.fg_ari(true_ids, pred_ids, background=0)
+
+
+def slot_identity(true_ids, masks):
+    """The share of each object's pixels that the one slot holding most of it holds, over all the
+    frames given (of every episode), averaged over the objects present; NaN without any. 1 when slot k
+    is the same object in every frame of every episode; near 1/K when objects wander between slots
+    (FG-ARI does not see a slot that holds another object in each video). true_ids [.., H, W] (0:
+    background), masks [.., K, H, W] of the same leading shape."""
+    slots = masks.shape[-3]
+    held = np.moveaxis(np.asarray(masks, np.float64), -3, -1).reshape(-1, slots)  # [pixels, K]
+    true_ids = np.asarray(true_ids).reshape(-1)
+    shares = []
+    for obj in np.unique(true_ids[true_ids != 0]):
+        by_slot = held[true_ids == obj].sum(0)
+        shares.append(by_slot.max() / by_slot.sum())
+    return float(np.mean(shares)) if shares else math.nan
 
 
 def predicted_ids(masks):

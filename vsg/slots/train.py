@@ -4,7 +4,8 @@ the offline mode's resumable loop (vsg/offline/loop.py) under the checkpoint nam
 
 Every slots.log_every updates: the training loss and ms per update, and on the held-out windows the
 reconstruction MSE (`eval/mse`), the FG-ARI of the masks when the episodes hold `segmentation`
-(`eval/fg_ari`; the fixed grid's, `eval/fg_ari_grid`, once at the start) and a video (frames |
+(`eval/fg_ari`; the fixed grid's, `eval/fg_ari_grid`, once at the start), how firmly each object keeps one
+slot index over the held-out episodes (`eval/slot_identity`, the same condition) and a video (frames |
 reconstructions | each slot's mask x RGB) to TensorBoard and LOGDIR/slots_eval.gif.
 """
 import pathlib
@@ -24,6 +25,7 @@ from vsg.slots.settings import SlotConfig, SlotError
 
 EVAL_GIF = 'slots_eval.gif'
 VIDEO_WINDOWS = 4  # held-out windows shown in the video
+IDENTITY_FRAMES = 100  # frames of each held-out episode that eval/slot_identity encodes
 ADAM_EPSILON = 1e-8
 
 
@@ -84,12 +86,23 @@ def evaluator(model, data, episodes, cfg, logdir):
         recon, masks, rgb = model.decode_slots(model.track(frames, training=False))
         return tf.reduce_mean((recon - (tf.cast(frames, tf.float32) / 255 - 0.5)) ** 2), recon, masks, rgb
 
+    # The held-out episodes' first IDENTITY_FRAMES frames, encoded as whole videos, for eval/slot_identity.
+    videos = [(data.frames[data.starts[e]:data.ends[e]][:IDENTITY_FRAMES][None],
+               data.segmentation[data.starts[e]:data.ends[e]][:IDENTITY_FRAMES])
+              for e in (episodes if data.segmentation is not None else [])]
+
     def evaluate():
         mse, recon, masks, rgb = (x.numpy() for x in forward(tf.constant(frames)))
         metrics = {'eval/mse': mse}
         scores = None if ids is None else evaluation.fg_ari(ids, evaluation.predicted_ids(masks))
         if scores is not None and not np.all(np.isnan(scores)):  # NaN: windows with no foreground
             metrics['eval/fg_ari'] = np.nanmean(scores)
+        if videos:
+            masks_ids = [(model.encode(video)[1][0], video_ids) for video, video_ids in videos]
+            identity = evaluation.slot_identity(np.concatenate([i for _, i in masks_ids]),
+                                                np.concatenate([m for m, _ in masks_ids]))
+            if not np.isnan(identity):
+                metrics['eval/slot_identity'] = identity
         shown = slice(0, VIDEO_WINDOWS)
         clip = evaluation.video(frames[shown], recon[shown], masks[shown], rgb[shown])
         video_lib.write_gif(logdir / EVAL_GIF, clip, fps=4)
