@@ -143,6 +143,17 @@ def test_stepping_one_frame_at_a_time_from_the_last_slots_equals_encoding_the_wi
 
 # --- The checkpoint by name.
 
+def test_without_carry_every_frame_starts_from_the_learned_slots_and_there_is_no_predictor():
+    model = tiny_model(SlotConfig(**{**TINY.as_dict(), 'carry': False}))
+    assert model.predictor is None and not any('predictor' in v.path for v in model.variables)
+    frames = random_frames((2, 4, 8, 8, 3), seed=3)
+    together = model.track(frames).numpy()
+    for t in range(4):  # each frame's slots are those of the frame alone
+        np.testing.assert_allclose(together[:, t], model.track(frames[:, t:t + 1]).numpy()[:, 0], rtol=1e-5, atol=1e-5)
+    carrying = tiny_model()  # a model that carries: its later frames start elsewhere
+    assert not np.allclose(carrying.track(frames).numpy()[:, 1:], model.track(frames).numpy()[:, 1:], atol=1e-3)
+
+
 def test_a_reloaded_checkpoint_reproduces_the_reconstructions_and_refuses_other_sizes(tmp_path):
     from common import checkpoint
     from vsg import slots

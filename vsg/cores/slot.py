@@ -275,7 +275,7 @@ def _slot_model(sizes, pretrained):
     of other sizes) or new. Always float32, as vsg.slots trains it: its layers mix in float32 tensors."""
     with dtype_policy('float32'):
         if pretrained:
-            return slot_models.load(pretrained, **sizes.as_dict())[0]
+            return slot_models.load(pretrained, **sizes.shapes())[0]
         model = SlotModel(sizes)
         model.build_all()
         return model

@@ -1,5 +1,6 @@
 """A SAVi-style video slot autoencoder (docs/design.md, "Object slots"): K slots per frame, found by
-slot attention over the frame's tokens, carried from frame to frame by a predictor, each decoded on
+slot attention over the frame's tokens, started from learned slots on every frame or (`carry`) carried
+from frame to frame by a predictor, each decoded on
 its own into RGB and an alpha logit; the alphas' softmax over slots are the masks that compose the
 frame.
 
@@ -209,7 +210,8 @@ class SlotModel(keras.layers.Layer):
         self.encoder = Encoder(config, name='encoder')
         self.init = SlotInit(config.num_slots, config.slot_size, seed, name='init')
         self.attention = SlotAttention(config.slot_size, config.mlp_hidden, name='attention')
-        self.predictor = Predictor(config.slot_size, config.predictor_heads, config.mlp_hidden, name='predictor')
+        self.predictor = (Predictor(config.slot_size, config.predictor_heads, config.mlp_hidden, name='predictor')
+                          if config.carry else None)
         self.decoder = BroadcastDecoder(config, name='decoder')
         # encode's compiled steps: a window's first chunk, and a later one continuing given slots.
         self._encode_first = tf.function(lambda frames: self._encode(frames, None))
@@ -222,14 +224,16 @@ class SlotModel(keras.layers.Layer):
 
     def track(self, frames, slots=None, training=False):
         """Slots [B, T, K, D] of frames [B, T, H, W, 3]. The first frame starts from the initial slots
-        (or, given `slots` [B, K, D] of the frame before, from the predictor's step of them)."""
+        (or, given `slots` [B, K, D] of the frame before, from the predictor's step of them); so does
+        every later frame, from the predictor's step of the slots before when `carry`, else from the
+        initial slots again (`slots` then unused)."""
         batch, steps = tf.shape(frames)[0], frames.shape[1]
         side = self.config.resolution
         tokens = self.encoder(tf.reshape(frames, [-1, side, side, 3]))
         tokens = tf.reshape(tokens, [batch, steps, *tokens.shape[1:]])
         result = []
         for t in range(steps):
-            if t == 0 and slots is None:
+            if not self.config.carry or (t == 0 and slots is None):
                 slots, iterations = self.init(batch, training=training), self.config.iters_first
             else:
                 slots, iterations = self.predictor(slots), self.config.iters_later
@@ -259,8 +263,7 @@ class SlotModel(keras.layers.Layer):
 
     def encode(self, frames, chunk=16, slots=None):
         """Slots [B, T, K, D] and masks [B, T, K, H, W] (numpy) of uint8 frames [B, T, H, W, 3] at
-        inference: the mean initial slots on the first frame (or, given `slots` [B, K, D] of the frame
-        before, the predictor's step of them), carried by the predictor through the rest, `chunk`
+        inference, as `track` finds them with the mean initial slots, `chunk`
         frames per compiled call (one trace per chunk shape: the time loop is unrolled). Encoding a
         video piece by piece, each piece given the last slots of the one before, equals encoding it at once."""
         frames = np.asarray(frames)

@@ -27,16 +27,23 @@ class SlotConfig:
     decoder_grid: int      # the side each slot is broadcast to
     decoder_size: int      # the side the decoder's transposed convolutions reach; bilinear from there
     decoder_channels: int
+    carry: bool = True     # later frames start from the predictor's step of the slots before, else from
+                           # the learned slots (True for checkpoints saved before this field existed)
 
     CONVS = 4  # encoder convolutions: stride 2 until the token grid, stride 1 after
 
     @classmethod
     def of(cls, block):
         """The model's sizes from a config's `slots` block (or any mapping holding them)."""
-        return cls(**{field.name: int(block[field.name]) for field in dataclasses.fields(cls)})
+        return cls(**{field.name: field.type(block[field.name]) for field in dataclasses.fields(cls)})
 
     def as_dict(self):
         return dataclasses.asdict(self)
+
+    def shapes(self):
+        """The fields that fix the variables and the frames: all but `carry`, which only says how a
+        later frame starts (a part that runs the slot layers itself, as the slot core, may load either)."""
+        return {key: value for key, value in self.as_dict().items() if key != 'carry'}
 
     @property
     def encoder_strides(self):
