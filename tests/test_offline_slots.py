@@ -110,6 +110,22 @@ def test_regression_picks_the_slot_whose_motion_carries_the_action():
     assert scores[2] > 0.9 and max(scores[[0, 1, 3]]) < 0.1
 
 
+def test_regression_keeps_next_the_slot_that_adds_to_the_action_not_a_copy_of_the_first():
+    rng = np.random.default_rng(2)
+    count = 400
+    now = rng.normal(size=(count, 3, 2))
+    following = now.copy()
+    motion = rng.normal(size=count)
+    following[:, 0, 0] += motion                                     # slot 0: moved by the action
+    now[:, 1], following[:, 1] = now[:, 0], following[:, 0] + rng.normal(0, 0.1, (count, 2))  # slot 1: a noisy copy of 0
+    actions = (motion + 0.5 * now[:, 2, 0])[:, None]                # slot 2 (static): what else the action follows
+    alone = choice.regression_scores(now, following, actions, ridge=1e-3, folds=5)
+    assert alone[0] > alone[1] > alone[2] and choice.top(alone, 2) == [0, 1]  # alone, the copy ranks second
+    kept, growing = choice.regression_choice(now, following, actions, ridge=1e-3, folds=5, count=2)
+    assert kept == [0, 2]  # but together, slot 2 adds what the copy cannot
+    assert growing[0] == pytest.approx(alone[0]) and growing[1] > 0.99 > growing[0]
+
+
 def test_unsupervised_picks_the_slot_whose_change_its_state_cannot_predict():
     now, following, _ = transitions(np.random.default_rng(1))
     # Without the random walk, the action-driven slot alone moves unpredictably.

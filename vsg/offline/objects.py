@@ -160,7 +160,8 @@ def choose(cfg, episodes, train_eps):
     now, following, actions = _transitions(episodes, train_eps[:labelled])
     if actions is not None:
         scores = choice.regression_scores(now, following, actions, slots.ridge, slots.folds)
-        ways['regression'] = {'chosen': choice.top(scores, slots.count), 'heldout_r2': scores.tolist(),
+        kept, growing = choice.regression_choice(now, following, actions, slots.ridge, slots.folds, slots.count)
+        ways['regression'] = {'chosen': kept, 'heldout_r2': scores.tolist(), 'heldout_r2_kept': growing.tolist(),
                               'labelled_trajectories': int(min(labelled, len(train_eps)))}
     now, following, _ = _transitions(episodes, train_eps)
     scores = choice.unpredictability_scores(now, following, slots.ridge, slots.folds)
