@@ -121,7 +121,7 @@ def test_regression_keeps_next_the_slot_that_adds_to_the_action_not_a_copy_of_th
     actions = (motion + 0.5 * now[:, 2, 0])[:, None]                # slot 2 (static): what else the action follows
     alone = choice.regression_scores(now, following, actions, ridge=1e-3, folds=5)
     assert alone[0] > alone[1] > alone[2] and choice.top(alone, 2) == [0, 1]  # alone, the copy ranks second
-    kept, growing = choice.regression_choice(now, following, actions, ridge=1e-3, folds=5, count=2)
+    kept, _, growing = choice.regression_choice(now, following, actions, ridge=1e-3, folds=5, count=2)
     assert kept == [0, 2]  # but together, slot 2 adds what the copy cannot
     assert growing[0] == pytest.approx(alone[0]) and growing[1] > 0.99 > growing[0]
 

@@ -50,8 +50,8 @@ def regression_scores(slots, following, actions, ridge, folds):
 
 
 def regression_choice(slots, following, actions, ridge, folds, count):
-    """(the `count` slots kept by greedy forward selection, best first; the held-out R² of the kept
-    slots together after each pick [count]). Ties go to the lower index."""
+    """(the `count` slots kept by greedy forward selection, best first; each slot's held-out R² alone
+    [K]; the held-out R² of the kept slots together after each pick [count]). Ties go to the lower index."""
     alone = regression_scores(slots, following, actions, ridge, folds)
     kept, growing = [int(np.argmax(alone))], [float(np.max(alone))]
     while len(kept) < count:
@@ -59,7 +59,7 @@ def regression_choice(slots, following, actions, ridge, folds, count):
         scores = [_r2(slots, following, actions, kept + [k], ridge, folds) for k in rest]
         kept.append(rest[int(np.argmax(scores))])
         growing.append(float(np.max(scores)))
-    return kept, np.array(growing)
+    return kept, alone, np.array(growing)
 
 
 def unpredictability_scores(slots, following, ridge, folds):

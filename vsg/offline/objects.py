@@ -159,8 +159,7 @@ def choose(cfg, episodes, train_eps):
     labelled = slots.labels or min(decode.label_counts(cfg.decode.labels, len(train_eps)))
     now, following, actions = _transitions(episodes, train_eps[:labelled])
     if actions is not None:
-        scores = choice.regression_scores(now, following, actions, slots.ridge, slots.folds)
-        kept, growing = choice.regression_choice(now, following, actions, slots.ridge, slots.folds, slots.count)
+        kept, scores, growing = choice.regression_choice(now, following, actions, slots.ridge, slots.folds, slots.count)
         ways['regression'] = {'chosen': kept, 'heldout_r2': scores.tolist(), 'heldout_r2_kept': growing.tolist(),
                               'labelled_trajectories': int(min(labelled, len(train_eps)))}
     now, following, _ = _transitions(episodes, train_eps)
