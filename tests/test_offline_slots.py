@@ -9,7 +9,7 @@ import pytest
 
 from tests.test_offline import grid_data, main_error  # noqa: F401 (a fixture)
 from tests.test_slots import snapshot
-from vsg.offline import choice, data, objects
+from vsg.offline import choice, data, objects, pipeline
 from vsg.slots.settings import SlotConfig
 
 TINY = SlotConfig(resolution=64, tokens=4, encoder_channels=4, mlp_hidden=8, num_slots=3, slot_size=8, iters_first=1,
@@ -152,16 +152,32 @@ def test_slots_and_masks_runs_go_through_the_stages(grid_data, tmp_path, capsys)
     assert set(record['agreement']) == {'index~regression', 'index~unsupervised', 'regression~unsupervised'}
     results = json.loads((logdir / 'results.json').read_text())
     assert results['repr'] == 'slots' and results['slots']['chosen'] == record['chosen']
-    assert set(results['returns']) == {'random', 'bc', 'latent_m1', 'latent_m2', 'latent_m5'}  # eval ran live
+    assert results['policy_repr'] == 'pixels'  # by default a slot representation's policies read the frames
+    with np.load(logdir / 'bc_action.npz') as saved:  # so the clone has a conv encoder over 2 stacked RGB frames
+        kernels = [saved[name] for name in saved.files if 'action_policy/' in name and saved[name].ndim == 4]
+    assert kernels and kernels[0].shape[2] == 3 * 2
+    assert set(results['returns']) == {'random', 'bc', 'latent_m1', 'latent_m2', 'latent_m5'}
     assert 'Slots kept: ' in (logdir / 'results.md').read_text()
     assert 'ms per frame' in capsys.readouterr().out
 
+    # Stage by stage, with policies on the slots (offline.bc.repr), so the eval runs the slot model live.
     logdir = tmp_path / 'masks'
-    for stage in ('lapo', 'probe', 'bc'):
+    for stage in pipeline.STAGES:
         offline_run(grid_data, logdir, tmp_path / 'slot_model', '--offline.repr', 'masks', '--offline.slots.index', '1,2',
-                    '--offline.stage', stage)
+                    '--offline.bc.repr', 'slots', '--offline.stage', stage)
     assert json.loads((logdir / 'slots_choice.json').read_text())['chosen'] == [1, 2]
-    assert {'lapo.npz', 'probe.json', 'bc_latent.npz', 'bc_action.npz'} <= {p.name for p in logdir.iterdir()}
+    results = json.loads((logdir / 'results.json').read_text())
+    assert results['repr'] == 'masks' and results['policy_repr'] == 'slots'
+    assert set(results['returns']) == {'random', 'bc', 'latent_m1', 'latent_m2', 'latent_m5'}
+
+
+def test_the_cloned_policies_read_the_frames_unless_told_otherwise():
+    cfg = lambda repr_name, bc_repr='': types.SimpleNamespace(repr=repr_name, bc=types.SimpleNamespace(repr=bc_repr))
+    assert objects.representations(cfg('slots')) == ('slots', 'pixels')
+    assert objects.representations(cfg('masks')) == ('masks', 'pixels')
+    assert objects.representations(cfg('state')) == ('state', 'state')
+    assert objects.representations(cfg('masks', 'slots')) == ('masks', 'slots')
+    assert objects.needed(cfg('pixels', 'slots')) and not objects.needed(cfg('pixels'))
 
 
 @pytest.mark.parametrize('flags, message', [
@@ -176,6 +192,8 @@ def test_slots_and_masks_runs_go_through_the_stages(grid_data, tmp_path, capsys)
      'offline.slots.index=[1, 1] must be distinct slot indices in 0..2'),
     (['--offline.repr', 'masks', '--offline.slots.checkpoint', 'GOOD', '--offline.slots.count', '4'],
      'offline.slots.count=4 must lie in 1..3'),
+    (['--offline.bc.repr', 'masks'], 'offline.bc.repr masks needs --offline.slots.checkpoint'),
+    (['--offline.bc.repr', 'frames'], "offline.bc.repr='frames' is not allowed; choose ''"),
     (['--offline.slots.choose', 'eye'], "offline.slots.choose='eye' is not allowed; choose one of index, regression, "
                                         'unsupervised'),
 ])

@@ -89,6 +89,15 @@ def check_representation(name):
         raise DataError(f"unknown representation {name!r}; known: {', '.join(REPRESENTATIONS)}")
 
 
+def policy_representation(repr_name, bc_repr):
+    """What the cloned policies read: `bc_repr` (offline.bc.repr) if set, else `repr_name`, except that a
+    slot representation's policies read the frames (the slots choose what the latent action explains;
+    the policy still needs the whole scene, and BC on the true actions stays one yardstick for all)."""
+    if bc_repr:
+        return bc_repr
+    return 'pixels' if repr_name in SLOT_REPRESENTATIONS else repr_name
+
+
 def representation(name, example, chosen=()):
     """`name`'s representation of episodes like `example` (per-step arrays [L, ...]); `chosen`: the
     slots a slot representation keeps."""

@@ -21,17 +21,29 @@ from vsg.slots.settings import SlotError
 RECORD = 'slots_choice.json'
 
 
+def representations(cfg):
+    """(what the latent action model reads, what the cloned policies read)."""
+    return cfg.repr, data.policy_representation(cfg.repr, cfg.bc.repr)
+
+
+def needed(cfg):
+    """Whether the run needs the slot model: either representation is a slot one."""
+    return any(name in data.SLOT_REPRESENTATIONS for name in representations(cfg))
+
+
 def check(cfg):
     """The offline.slots settings a run cannot start with, as a StageError (one line); reads the
     checkpoint's saved sizes only."""
     slots = cfg.slots
     if slots.choose not in choice.WAYS:
         raise StageError(f"offline.slots.choose={slots.choose!r} is not allowed; choose one of {', '.join(choice.WAYS)}")
-    if cfg.repr not in data.SLOT_REPRESENTATIONS:
+    if not needed(cfg):
         return
     if not slots.checkpoint:
-        raise StageError(f'offline.repr {cfg.repr} needs --offline.slots.checkpoint: a slot model\'s slots.npz or the '
-                         'logdir holding it (python -m vsg.slots writes one)')
+        which = next(f'{flag} {name}' for flag, name in zip(('offline.repr', 'offline.bc.repr'), representations(cfg))
+                     if name in data.SLOT_REPRESENTATIONS)
+        raise StageError(f'{which} needs --offline.slots.checkpoint: a slot model\'s slots.npz or the logdir holding '
+                         'it (python -m vsg.slots writes one)')
     count = saved(slots.checkpoint).num_slots
     if not 1 <= slots.count <= count:
         raise StageError(f'offline.slots.count={slots.count} must lie in 1..{count} (the slot model\'s num_slots)')
@@ -130,7 +142,7 @@ def prepare(cfg, episodes, seed, logdir):
     for episode in episodes:
         episode[data.SLOTS] = encode_episode(model, episode[key], cfg.slots.chunk)
     record = choose(cfg, episodes, train_eps)
-    chosen, masks = record['chosen'], cfg.repr == 'masks'
+    chosen, masks = record['chosen'], 'masks' in representations(cfg)
     if masks:
         for episode in episodes:
             episode[data.MASKS] = episode_masks(model, episode[data.SLOTS], chosen, cfg.slots.chunk)

@@ -9,8 +9,10 @@
 
 Each stage loads the earlier stages' checkpoints by name and resumes after a kill; the training
 episodes are the same seeded split throughout, the held-out ones score the probe and the decoders.
-With a slot representation (offline.repr slots or masks) every stage first runs the slot model over
-the episodes and chooses its slots (objects.py -> slots_choice.json).
+The latent action model reads offline.repr; the cloned policies read offline.bc.repr (by default the
+same, but the frames for slot representations). With a slot representation (slots or masks) in either
+place every stage first runs the slot model over the episodes and chooses its slots (objects.py ->
+slots_choice.json).
 """
 import json
 import os
@@ -40,6 +42,9 @@ def check(config):
     if not cfg.data:
         raise StageError('--offline.data is required: a directory of episode .npz files (vsg.collect writes one)')
     data.check_representation(cfg.repr)
+    if cfg.bc.repr and cfg.bc.repr not in data.REPRESENTATIONS:
+        raise StageError(f"offline.bc.repr={cfg.bc.repr!r} is not allowed; choose '' (as offline.repr, the frames for "
+                         f"slot representations) or one of {', '.join(data.REPRESENTATIONS)}")
     objects.check(cfg)
     if cfg.lapo.latent not in LATENTS:
         raise StageError(f"offline.lapo.latent={cfg.lapo.latent!r} is not allowed; choose one of {', '.join(LATENTS)}")
@@ -79,8 +84,12 @@ class Run:
         episodes, names = data.load_episodes(self.cfg.data, ['action'] if self.cfg.stage != 'lapo' else [])
         # A slot representation first runs the slot model over the episodes and chooses its slots.
         self._live_slots, chosen = (objects.prepare(self.cfg, episodes, config.seed, self.logdir)
-                                    if self.cfg.repr in data.SLOT_REPRESENTATIONS else (None, ()))
+                                    if objects.needed(self.cfg) else (None, ()))
+        # What the latent action model reads, and what the cloned policies read (offline.bc.repr).
         self.data = data.Dataset(episodes, names, self.cfg.repr, self.cfg.frame_stack, chosen)
+        model_repr, policy_repr = objects.representations(self.cfg)
+        self.seen = self.data if policy_repr == model_repr else data.Dataset(
+            episodes, names, policy_repr, self.cfg.frame_stack, chosen)
         self.train_eps, self.test_eps = data.split(self.data.num_episodes, self.cfg.test_fraction, config.seed)
         self.action_size = None if self.data.actions is None else self.data.actions.shape[-1]
         self.k = data.label_offset(self.cfg.lapo.offset, self.cfg.lapo.offset_sampled)
@@ -96,10 +105,10 @@ class Run:
         return self.logdir / name
 
     def live_convert(self):
-        """The representation of batches of live observations, for one rollout (a slot model keeps
-        each env's slots from step to step)."""
-        convert = self.data.repr.convert
-        if self._live_slots is None:
+        """The policies' representation of batches of live observations, for one rollout (a slot model
+        keeps each env's slots from step to step)."""
+        convert = self.seen.repr.convert
+        if self.seen.repr.name not in data.SLOT_REPRESENTATIONS:
             return convert
         add_slots = self._live_slots()
         return lambda obs: convert(add_slots(obs))
@@ -136,8 +145,8 @@ class Run:
 
     def policy(self, name, out):
         self.seed_nets()
-        net = bc.Policy(self.data.repr.kind, out, self.cfg.net, self.cfg.bc.encoder, name=name)
-        net(self.data.stacked(self.train_steps[:1]))
+        net = bc.Policy(self.seen.repr.kind, out, self.cfg.net, self.cfg.bc.encoder, name=name)
+        net(self.seen.stacked(self.train_steps[:1]))
         return net
 
     def decoder(self, labels):
@@ -251,7 +260,7 @@ def run_bc(run):
 
     def latent_batch(rng):
         chosen = rng.choice(run.train_steps, cfg.batch_size)
-        return run.data.stacked(chosen), z[[index[step] for step in chosen]]
+        return run.seen.stacked(chosen), z[[index[step] for step in chosen]]
     run.train('bc_latent', latent_policy, bc.optimizer('bc_latent_opt', cfg.net), bc.latent_loss, latent_batch,
               cfg.bc.steps, offset=1, inputs=['lapo'])
 
@@ -259,7 +268,7 @@ def run_bc(run):
 
     def action_batch(rng):
         chosen = rng.choice(run.train_steps, cfg.batch_size)
-        return run.data.stacked(chosen), run.data.next_actions(chosen)
+        return run.seen.stacked(chosen), run.data.next_actions(chosen)
     run.train('bc_action', action_policy, bc.optimizer('bc_action_opt', cfg.net),
               bc.behaviour_loss(run.data.discrete), action_batch, cfg.bc.steps, offset=2)
 
@@ -269,7 +278,7 @@ def run_decode(run):
     idm = run.idm()
     latent_policy = load_policy(run, 'latent_policy', cfg.lapo.latent_size)
     z_test = run.latents(idm, run.test_steps)
-    predicted_test = _outputs(latent_policy, run.data.stacked, run.test_steps)
+    predicted_test = _outputs(latent_policy, run.seen.stacked, run.test_steps)
     a_test = run.data.next_actions(run.test_steps)
     results = {}
     for m in run.labels():
@@ -347,7 +356,7 @@ def _agent(run, seed, policy, decoder=None):
         output = policy(stacked)
         output = decoder(output) if decoder is not None else output
         return bc.to_action(output, discrete, None if draws is None else draws.make_seeds(1)[:, 0])
-    act = compiled(act, run.data.stacked(run.train_steps[:1]))
+    act = compiled(act, run.seen.stacked(run.train_steps[:1]))
     return rollout.stacking_policy(lambda stacked: act(stacked).numpy(), run.live_convert(), run.cfg.frame_stack)
 
 
@@ -365,7 +374,7 @@ def write_results(run):
     """results.json and results.md from probe.json, decode.json, eval.json and the data's returns."""
     read = lambda name: json.loads(run.path(name).read_text()) if run.path(name).exists() else {}
     probes, decoded, evals = read('probe.json'), read('decode.json'), read('eval.json')
-    slots = read(objects.RECORD) if run.cfg.repr in data.SLOT_REPRESENTATIONS else {}
+    slots = read(objects.RECORD) if objects.needed(run.cfg) else {}
     info = data.dataset_info(run.cfg.data) or {}
     data_return = float(run.data.returns.mean()) if run.data.returns is not None else None
     reference = {'bc': evals.get('bc', {}).get('mean'), 'data': data_return}
@@ -378,7 +387,7 @@ def write_results(run):
             rows[name] = {'label': label, 'mean': mean, 'std': evals[name]['std'],
                           'over_bc': ratio(mean, reference['bc']), 'over_data': ratio(mean, reference['data'])}
     results = {
-        'task': run.env_config().task, 'data': str(run.cfg.data), 'repr': run.cfg.repr,
+        'task': run.env_config().task, 'data': str(run.cfg.data), 'repr': run.cfg.repr, 'policy_repr': run.seen.repr.name,
         'episodes': {'train': len(run.train_eps), 'test': len(run.test_eps)},
         'data_policy': {'policy': info.get('policy'), 'noise': info.get('noise'), 'return': data_return},
         'slots': {key: slots[key] for key in ('chosen', 'choose', 'ways', 'agreement') if key in slots},
@@ -392,7 +401,8 @@ def write_results(run):
 def _markdown(results):
     fmt = lambda value, spec='.3f': '-' if value is None else format(value, spec)
     policy = results['data_policy']
-    lines = [f"# Offline results: {results['task']}, representation {results['repr']}", '',
+    lines = [f"# Offline results: {results['task']}, representation {results['repr']} (the cloned policies read "
+             f"{results.get('policy_repr', results['repr'])})", '',
              f"Data {results['data']}: {results['episodes']['train']} training and {results['episodes']['test']} "
              f"held-out episodes of policy {policy['policy'] or '?'}"
              + (f" (noise {policy['noise']})" if policy['noise'] else '') + f", mean return {fmt(policy['return'])}.", '']
