@@ -40,8 +40,7 @@ def check(cfg):
     if not needed(cfg):
         return
     if not slots.checkpoint:
-        which = next(f'{flag} {name}' for flag, name in zip(('offline.repr', 'offline.bc.repr'), representations(cfg))
-                     if name in data.SLOT_REPRESENTATIONS)
+        which = f'offline.repr {cfg.repr}' if cfg.repr in data.SLOT_REPRESENTATIONS else f'offline.bc.repr {cfg.bc.repr}'
         raise StageError(f'{which} needs --offline.slots.checkpoint: a slot model\'s slots.npz or the logdir holding '
                          'it (python -m vsg.slots writes one)')
     count = saved(slots.checkpoint).num_slots

@@ -402,7 +402,7 @@ def _markdown(results):
     fmt = lambda value, spec='.3f': '-' if value is None else format(value, spec)
     policy = results['data_policy']
     lines = [f"# Offline results: {results['task']}, representation {results['repr']} (the cloned policies read "
-             f"{results.get('policy_repr', results['repr'])})", '',
+             f"{results['policy_repr']})", '',
              f"Data {results['data']}: {results['episodes']['train']} training and {results['episodes']['test']} "
              f"held-out episodes of policy {policy['policy'] or '?'}"
              + (f" (noise {policy['noise']})" if policy['noise'] else '') + f", mean return {fmt(policy['return'])}.", '']

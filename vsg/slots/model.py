@@ -263,8 +263,9 @@ class SlotModel(keras.layers.Layer):
 
     def encode(self, frames, chunk=16, slots=None):
         """Slots [B, T, K, D] and masks [B, T, K, H, W] (numpy) of uint8 frames [B, T, H, W, 3] at
-        inference: `track` with the mean initial slots, `chunk` frames per compiled call (one trace per chunk shape: the time loop is unrolled). Encoding a
-        video piece by piece, each piece given the last slots of the one before, equals encoding it at once."""
+        inference: `track` with the mean initial slots, `chunk` frames per compiled call (one trace per
+        chunk shape: the time loop is unrolled). Encoding a video piece by piece, each piece given the
+        last slots of the one before, equals encoding it at once."""
         frames = np.asarray(frames)
         carried = slots
         slots, masks = [], []
