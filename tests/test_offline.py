@@ -392,14 +392,16 @@ def test_stages_load_each_other_and_all_writes_the_results_table(grid_data, tmp_
     assert 'lapo: done (10 updates' in result.stdout
     assert {'probe.json', 'bc_latent.npz', 'bc_action.npz', 'decode.json', 'eval.json'} <= {p.name for p in logdir.iterdir()}
     assert {p.name for p in logdir.glob('decoder_m?.npz')} == {'decoder_m1.npz', 'decoder_m2.npz', 'decoder_m5.npz'}
+    assert {p.name for p in logdir.glob('bc_m?.npz')} == {'bc_m1.npz', 'bc_m2.npz', 'bc_m5.npz'}
     probes = json.loads((logdir / 'probe.json').read_text())
     assert {'trained', 'random', 'action_variance'} <= set(probes) and len(probes['trained']['mse_per_dim']) == 5
     table = (logdir / 'results.md').read_text()
     for text in ('trained IDM', 'random IDM', 'action variance', 'BC on all true actions',
-                 'latent BC + decoder, M=1', 'latent BC + decoder, M=5', 'random actions', 'data policy'):
+                 'latent BC + decoder, M=1', 'latent BC + decoder, M=5', 'BC on the M=1 labelled trajectories',
+                 "fitted on π(o)'s outputs", 'random actions', 'data policy'):
         assert text in table
     results = json.loads((logdir / 'results.json').read_text())
-    assert set(results['returns']) == {'random', 'bc', 'latent_m1', 'latent_m2', 'latent_m5'}
+    assert set(results['returns']) == {'random', 'bc', 'latent_m1', 'latent_m2', 'latent_m5', 'bc_m1', 'bc_m2', 'bc_m5'}
     assert all(len(row['returns']) == 2 for row in json.loads((logdir / 'eval.json').read_text()).values())
     assert results['data_policy']['policy'] == 'random' and results['episodes'] == {'train': 5, 'test': 1}
     records = [json.loads(line) for line in (logdir / 'metrics.jsonl').read_text().splitlines()]
@@ -414,6 +416,45 @@ def test_stages_load_each_other_and_all_writes_the_results_table(grid_data, tmp_
     assert more.returncode == 0 and f'resumed from {logdir / "lapo.npz"} at update 10' in more.stdout
     stale = main_error([*base, '--offline.stage', 'bc', '--offline.lapo.steps', 15])
     assert 'bc_latent.npz was trained on another lapo.npz' in stale
+
+
+def _rows_among(rows, pool):
+    """Whether every row of `rows` is (to float precision) a row of `pool`."""
+    rows, pool = np.asarray(rows, np.float32).reshape(len(rows), -1), np.asarray(pool, np.float32).reshape(len(pool), -1)
+    return all(np.min(np.abs(pool - row).max(-1)) < 1e-5 for row in rows)
+
+
+def test_the_decoder_fits_the_chosen_inputs_and_the_few_label_clone_sees_only_the_labelled_episodes(
+        grid_data, tmp_path, monkeypatch):
+    from common import config as config_lib
+    from vsg.offline import pipeline
+    argv = ['--configs', 'offline', 'offline_debug', '--offline.data', str(grid_data), '--logdir', str(tmp_path / 'run'),
+            '--offline.decode.labels', '2']
+    for stage in ('lapo', 'bc'):
+        pipeline.run(config_lib.load([*argv, '--offline.stage', stage]))
+    batches = {}
+
+    def spy(run, name, model, opt, loss_fn, make_batch, steps, evaluate=None, offset=0, inputs=()):
+        batches[name] = (make_batch(np.random.default_rng(0)), list(inputs))  # what it would train on
+    monkeypatch.setattr(pipeline.Run, 'train', spy)
+    for choice in ('policy', 'idm'):
+        run = pipeline.Run(config_lib.load([*argv, '--offline.stage', 'decode', '--offline.decode.input', choice]))
+        pipeline.run_decode(run)
+        labelled = run.data.transitions(run.train_eps[:2])
+        assert 0 < len(labelled) < len(run.train_steps)
+        policy_z = pipeline._outputs(pipeline.load_policy(run, 'latent_policy', run.cfg.lapo.latent_size),
+                                     run.seen.stacked, labelled)
+        idm_z = run.latents(run.idm(), labelled)
+        (z, actions), inputs = batches['decoder_m2']
+        assert _rows_among(z, policy_z if choice == 'policy' else idm_z)
+        assert not _rows_among(z, idm_z if choice == 'policy' else policy_z)
+        assert inputs == (['lapo', 'bc_latent'] if choice == 'policy' else ['lapo'])
+        (frames, actions), _ = batches['bc_m2']
+        assert _rows_among(frames, run.seen.stacked(labelled))
+        assert not _rows_among(frames, run.seen.stacked(np.setdiff1d(run.train_steps, labelled)))
+        assert _rows_among(actions, run.data.next_actions(labelled))
+        decoded = json.loads((tmp_path / 'run' / 'decode.json').read_text())['2']
+        assert decoded['decoder_input'] == choice and decoded['labelled_steps'] == len(labelled)
 
 
 def test_lapo_alone_runs_on_action_free_episodes(tmp_path):
@@ -444,6 +485,8 @@ def test_lapo_alone_runs_on_action_free_episodes(tmp_path):
      "offline.lapo.fdm='resnet' is not allowed; choose one of unet, vector"),
     (['--offline.bc.encoder', 'vit', '--offline.data', 'EMPTY'],
      "offline.bc.encoder='vit' is not allowed; choose one of conv, keypoints"),
+    (['--offline.decode.input', 'z', '--offline.data', 'EMPTY'],
+     "offline.decode.input='z' is not allowed; choose one of policy, idm"),
     (['--offline.discrete_act', 'mode', '--offline.data', 'EMPTY'],
      "offline.discrete_act='mode' is not allowed; choose one of sample, argmax"),
 ])

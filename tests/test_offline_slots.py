@@ -156,7 +156,7 @@ def test_slots_and_masks_runs_go_through_the_stages(grid_data, tmp_path, capsys)
     with np.load(logdir / 'bc_action.npz') as saved:  # so the clone has a conv encoder over 2 stacked RGB frames
         kernels = [saved[name] for name in saved.files if 'action_policy/' in name and saved[name].ndim == 4]
     assert kernels and kernels[0].shape[2] == 3 * 2
-    assert set(results['returns']) == {'random', 'bc', 'latent_m1', 'latent_m2', 'latent_m5'}
+    assert set(results['returns']) == {'random', 'bc', 'latent_m1', 'latent_m2', 'latent_m5', 'bc_m1', 'bc_m2', 'bc_m5'}
     assert 'Slots kept: ' in (logdir / 'results.md').read_text()
     assert 'ms per frame' in capsys.readouterr().out
 
@@ -168,7 +168,7 @@ def test_slots_and_masks_runs_go_through_the_stages(grid_data, tmp_path, capsys)
     assert json.loads((logdir / 'slots_choice.json').read_text())['chosen'] == [1, 2]
     results = json.loads((logdir / 'results.json').read_text())
     assert results['repr'] == 'masks' and results['policy_repr'] == 'slots'
-    assert set(results['returns']) == {'random', 'bc', 'latent_m1', 'latent_m2', 'latent_m5'}
+    assert set(results['returns']) == {'random', 'bc', 'latent_m1', 'latent_m2', 'latent_m5', 'bc_m1', 'bc_m2', 'bc_m5'}
 
 
 def test_the_cloned_policies_read_the_frames_unless_told_otherwise():

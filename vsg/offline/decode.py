@@ -1,5 +1,6 @@
-"""Few-label decoding: a small MLP z -> a fitted on the IDM's latents and true actions of M labelled
-trajectories, which turns the latent policy into an agent, a = decoder(π(o))."""
+"""Few-label decoding: a small MLP z -> a fitted on the true actions of M labelled trajectories and the
+latents z of their steps (π(o)'s outputs or the IDM's, offline.decode.input), which turns the latent
+policy into an agent, a = decoder(π(o))."""
 from common import nets
 from vsg.offline import bc
 

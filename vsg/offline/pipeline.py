@@ -3,8 +3,9 @@
   lapo    latent action model (IDM + FDM) on the training episodes       -> lapo.npz (lapo_init.npz: its init)
   probe   ridge and k-NN probes z -> true action, trained vs random IDM -> probe.json
   bc      latent policy π(o) -> z on IDM latents; π_bc(o) -> a on all true actions -> bc_latent.npz, bc_action.npz
-  decode  decoder z -> a on M labelled trajectories, per M               -> decoder_m{M}.npz, decode.json
-  eval    returns in the env: random, BC, decoder(π(o)) per M           -> eval.json, results.md, results.json
+  decode  per M labelled trajectories: decoder z -> a (on π(o)'s outputs or the IDM's latents), and the
+          few-label baseline π_bc(o) -> a on those trajectories alone  -> decoder_m{M}.npz, bc_m{M}.npz, decode.json
+  eval    returns in the env: random, BC, per M decoder(π(o)) and BC_M  -> eval.json, results.md, results.json
   all     the five in order
 
 Each stage loads the earlier stages' checkpoints by name and resumes after a kill; the training
@@ -31,6 +32,7 @@ from vsg.offline.loop import StageError
 STAGES = ('lapo', 'probe', 'bc', 'decode', 'eval')
 LATENTS = ('vq', 'continuous', 'gaussian')
 FDMS = ('unet', 'vector')
+DECODER_INPUTS = ('policy', 'idm')  # what the decoder is fitted on: π(o)'s outputs or the IDM's latents
 EVAL_SEED = 20_000  # eval envs are seeded seed + this, as in vsg.evaluate
 
 
@@ -70,6 +72,8 @@ def check(config):
             raise StageError(f'offline.lapo.{key}={cfg.lapo[key]} must be at least 0')
     if cfg.lapo.latent == 'vq' and cfg.lapo.latent_size % cfg.lapo.groups:
         raise StageError(f'offline.lapo.latent_size={cfg.lapo.latent_size} must be a multiple of offline.lapo.groups={cfg.lapo.groups}')
+    if cfg.decode.input not in DECODER_INPUTS:
+        raise StageError(f"offline.decode.input={cfg.decode.input!r} is not allowed; choose one of {', '.join(DECODER_INPUTS)}")
     if not cfg.decode.labels or min(cfg.decode.labels) < 1:
         raise StageError(f'offline.decode.labels={list(cfg.decode.labels)} must be one or more positive counts')
 
@@ -280,10 +284,13 @@ def run_decode(run):
     z_test = run.latents(idm, run.test_steps)
     predicted_test = _outputs(latent_policy, run.seen.stacked, run.test_steps)
     a_test = run.data.next_actions(run.test_steps)
+    # The agent decodes π(o)'s outputs, which regress the IDM's latents towards their mean; a decoder fitted
+    # on the latents themselves (LAPO's) read them far worse on the gridworld (docs/results/offline.md).
+    on_policy = cfg.decode.input == 'policy'
     results = {}
     for m in run.labels():
         steps = run.data.transitions(run.train_eps[:m])
-        z = run.latents(idm, steps)
+        z = _outputs(latent_policy, run.seen.stacked, steps) if on_policy else run.latents(idm, steps)
         actions = run.data.next_actions(steps)
         model = run.decoder(m)
 
@@ -291,13 +298,24 @@ def run_decode(run):
             chosen = rng.integers(0, len(steps), cfg.batch_size)
             return z[chosen], actions[chosen]
         run.train(f'decoder_m{m}', model, bc.optimizer(f'decoder_opt', cfg.net), decode.decode_loss(run.data.discrete),
-                  make_batch, cfg.decode.steps, offset=100 + m, inputs=['lapo'])
+                  make_batch, cfg.decode.steps, offset=100 + m, inputs=['lapo', 'bc_latent'] if on_policy else ['lapo'])
+        # The baseline the latents must beat: the same clone as π_bc, on these M trajectories' actions only.
+        clone = run.policy('action_policy', run.action_size)
+
+        def clone_batch(rng):
+            chosen = rng.choice(steps, cfg.batch_size)
+            return run.seen.stacked(chosen), run.data.next_actions(chosen)
+        run.train(f'bc_m{m}', clone, bc.optimizer('bc_action_opt', cfg.net), bc.behaviour_loss(run.data.discrete),
+                  clone_batch, cfg.bc.steps, offset=200 + m)
         results[m] = {
             'labelled_steps': int(len(steps)),
+            'decoder_input': cfg.decode.input,
             'heldout_loss_idm': _loss(model(z_test), a_test, run.data.discrete),
-            'heldout_loss_policy': _loss(model(predicted_test), a_test, run.data.discrete)}
+            'heldout_loss_policy': _loss(model(predicted_test), a_test, run.data.discrete),
+            'heldout_loss_bc_m': _loss(_outputs(clone, run.seen.stacked, run.test_steps), a_test, run.data.discrete)}
     _write_json(run.path('decode.json'), {str(m): value for m, value in results.items()})
-    loop.log(run.logger, {f'decode/m{m}_{key}': value for m, row in results.items() for key, value in row.items()})
+    loop.log(run.logger, {f'decode/m{m}_{key}': value for m, row in results.items() for key, value in row.items()
+                          if key != 'decoder_input'})
 
 
 def run_eval(run):
@@ -313,29 +331,35 @@ def run_eval(run):
     for m in run.labels():
         agents[f'latent_m{m}'] = (lambda m=m: _agent(run, seed, load_policy(run, 'latent_policy', cfg.lapo.latent_size),
                                                      load_decoder(run, m)), ['lapo', 'bc_latent', f'decoder_m{m}'])
+        agents[f'bc_m{m}'] = (lambda m=m: _agent(run, seed, load_policy(run, 'action_policy', run.action_size, f'bc_m{m}')),
+                              [f'bc_m{m}'])
     # How one-hot actions are picked changes the returns, so a result acted otherwise is redone.
     acting = cfg.discrete_act if discrete else 'clip'
+    how = lambda name: {'acting': acting, **({'decoder_input': cfg.decode.input} if name.startswith('latent') else {})}
     print(f'eval: {cfg.eval.episodes} episodes each on {env_config.task} for {", ".join(agents)}', flush=True)
     for name, (make, sources) in agents.items():
         sources = {source: loop.updates(run.logdir, source) for source in sources}
         if name in done and len(done[name]['returns']) == cfg.eval.episodes and done[name].get('sources') == sources \
-                and (name == 'random' or done[name].get('acting') == acting):
+                and (name == 'random' or all(done[name].get(key) == value for key, value in how(name).items())):
             continue
         returns = rollout.returns(env_config, make(), cfg.eval.episodes, cfg.eval.workers, seed,
                                   (run.action_size, discrete))
         done[name] = {'returns': returns, 'mean': float(np.mean(returns)), 'std': float(np.std(returns)), 'sources': sources,
-                      'acting': acting}
+                      **how(name)}
         _write_json(path, done)
         loop.log(run.logger, {f'eval/{name}_return': done[name]['mean']})
         print(f"eval: {name} return {done[name]['mean']:.3f} ± {done[name]['std']:.3f}", flush=True)
     write_results(run)
 
 
-def load_policy(run, name, out):
+def load_policy(run, name, out, source=None):
+    """The policy `name` (latent_policy or action_policy) from its checkpoint: the bc stage's, or `source`
+    (bc_m{M}: a few-label clone of the decode stage)."""
     net = run.policy(name, out)
-    loop.require_done(run.logdir, {'latent_policy': 'bc_latent', 'action_policy': 'bc_action'}[name], run.cfg.bc.steps, 'bc')
-    loop.restore(run.logdir, {'latent_policy': 'bc_latent', 'action_policy': 'bc_action'}[name], net.variables,
-                 f'{name}/', 'bc')
+    source = source or {'latent_policy': 'bc_latent', 'action_policy': 'bc_action'}[name]
+    stage = 'decode' if source.startswith('bc_m') else 'bc'
+    loop.require_done(run.logdir, source, run.cfg.bc.steps, stage)
+    loop.restore(run.logdir, source, net.variables, f'{name}/', stage)
     return net
 
 
@@ -381,7 +405,8 @@ def write_results(run):
     ratio = lambda value, ref: None if value is None or ref is None or ref < 1e-8 else value / ref  # only a positive reference scales
     rows = {}
     for name, label in [('random', 'random actions'), ('bc', 'BC on all true actions')] + [
-            (f'latent_m{m}', f'latent BC + decoder, M={m}') for m in run.labels()]:
+            row for m in run.labels() for row in ((f'latent_m{m}', f'latent BC + decoder, M={m}'),
+                                                  (f'bc_m{m}', f'BC on the M={m} labelled trajectories'))]:
         if name in evals:
             mean = evals[name]['mean']
             rows[name] = {'label': label, 'mean': mean, 'std': evals[name]['std'],
@@ -425,10 +450,16 @@ def _markdown(results):
             lines.append(f"| {label} | {row['mse']:.4g} | " + ' | '.join(f'{v:.4g}' for v in row['mse_per_dim']) + f' | {knn} |')
         lines.append('')
     if results['decode']:
-        lines += ['Decoder z -> a, held-out action loss (MSE, or cross-entropy for one-hot actions):', '',
-                  '| M labelled trajectories | labelled steps | from IDM latents | from π(o) |', '|---|---|---|---|']
+        fitted = {'policy': "π(o)'s outputs", 'idm': "the IDM's latents"}[next(iter(results['decode'].values())).get(
+            'decoder_input', 'idm')]
+        lines += [f'Decoder z -> a fitted on {fitted} of the M labelled trajectories, and BC on those trajectories alone; '
+                  'held-out action loss (MSE, or cross-entropy for one-hot actions):', '',
+                  '| M labelled trajectories | labelled steps | decoder on IDM latents | decoder on π(o) | BC on the M |',
+                  '|---|---|---|---|---|']
         for m, row in results['decode'].items():
-            lines.append(f"| {m} | {row['labelled_steps']} | {row['heldout_loss_idm']:.4g} | {row['heldout_loss_policy']:.4g} |")
+            bc_m = f"{row['heldout_loss_bc_m']:.4g}" if 'heldout_loss_bc_m' in row else '-'
+            lines.append(f"| {m} | {row['labelled_steps']} | {row['heldout_loss_idm']:.4g} | {row['heldout_loss_policy']:.4g} "
+                         f"| {bc_m} |")
         lines.append('')
     if results['returns']:
         acting = {'sample': ', one-hot actions drawn from the clones\' softmax', 'argmax': ', one-hot actions by argmax',
