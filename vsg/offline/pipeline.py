@@ -268,13 +268,19 @@ def run_bc(run):
     run.train('bc_latent', latent_policy, bc.optimizer('bc_latent_opt', cfg.net), bc.latent_loss, latent_batch,
               cfg.bc.steps, offset=1, inputs=['lapo'])
 
-    action_policy = run.policy('action_policy', run.action_size)
+    train_clone(run, 'bc_action', run.train_steps, offset=2)
 
-    def action_batch(rng):
-        chosen = rng.choice(run.train_steps, cfg.batch_size)
+
+def train_clone(run, name, steps, offset):
+    """π_bc(o) -> a on the true actions of `steps`, under the checkpoint `name`; returns the net."""
+    clone = run.policy('action_policy', run.action_size)
+
+    def batch(rng):
+        chosen = rng.choice(steps, run.cfg.batch_size)
         return run.seen.stacked(chosen), run.data.next_actions(chosen)
-    run.train('bc_action', action_policy, bc.optimizer('bc_action_opt', cfg.net),
-              bc.behaviour_loss(run.data.discrete), action_batch, cfg.bc.steps, offset=2)
+    run.train(name, clone, bc.optimizer('bc_action_opt', run.cfg.net), bc.behaviour_loss(run.data.discrete), batch,
+              run.cfg.bc.steps, offset=offset)
+    return clone
 
 
 def run_decode(run):
@@ -300,13 +306,7 @@ def run_decode(run):
         run.train(f'decoder_m{m}', model, bc.optimizer(f'decoder_opt', cfg.net), decode.decode_loss(run.data.discrete),
                   make_batch, cfg.decode.steps, offset=100 + m, inputs=['lapo', 'bc_latent'] if on_policy else ['lapo'])
         # The baseline the latents must beat: the same clone as π_bc, on these M trajectories' actions only.
-        clone = run.policy('action_policy', run.action_size)
-
-        def clone_batch(rng):
-            chosen = rng.choice(steps, cfg.batch_size)
-            return run.seen.stacked(chosen), run.data.next_actions(chosen)
-        run.train(f'bc_m{m}', clone, bc.optimizer('bc_action_opt', cfg.net), bc.behaviour_loss(run.data.discrete),
-                  clone_batch, cfg.bc.steps, offset=200 + m)
+        clone = train_clone(run, f'bc_m{m}', steps, offset=200 + m)
         results[m] = {
             'labelled_steps': int(len(steps)),
             'decoder_input': cfg.decode.input,
@@ -331,7 +331,7 @@ def run_eval(run):
     for m in run.labels():
         agents[f'latent_m{m}'] = (lambda m=m: _agent(run, seed, load_policy(run, 'latent_policy', cfg.lapo.latent_size),
                                                      load_decoder(run, m)), ['lapo', 'bc_latent', f'decoder_m{m}'])
-        agents[f'bc_m{m}'] = (lambda m=m: _agent(run, seed, load_policy(run, 'action_policy', run.action_size, f'bc_m{m}')),
+        agents[f'bc_m{m}'] = (lambda m=m: _agent(run, seed, load_policy(run, 'action_policy', run.action_size, f'bc_m{m}', 'decode')),
                               [f'bc_m{m}'])
     # How one-hot actions are picked changes the returns, so a result acted otherwise is redone.
     acting = cfg.discrete_act if discrete else 'clip'
@@ -352,12 +352,11 @@ def run_eval(run):
     write_results(run)
 
 
-def load_policy(run, name, out, source=None):
+def load_policy(run, name, out, source=None, stage='bc'):
     """The policy `name` (latent_policy or action_policy) from its checkpoint: the bc stage's, or `source`
-    (bc_m{M}: a few-label clone of the decode stage)."""
+    made by `stage` (bc_m{M}: a few-label clone of the decode stage)."""
     net = run.policy(name, out)
     source = source or {'latent_policy': 'bc_latent', 'action_policy': 'bc_action'}[name]
-    stage = 'decode' if source.startswith('bc_m') else 'bc'
     loop.require_done(run.logdir, source, run.cfg.bc.steps, stage)
     loop.restore(run.logdir, source, net.variables, f'{name}/', stage)
     return net
