@@ -12,10 +12,11 @@ import os
 import pathlib
 import re
 import sys
-import tempfile
 import zipfile
 
 import numpy as np
+
+from common import files
 
 VARIABLES = 'variables/'
 COUNTERS = 'counters/'
@@ -60,17 +61,8 @@ def save(path, variables, counters, keep=1, meta=None):
     arrays.update({COUNTERS + name: np.int64(value) for name, value in counters.items()})
     if meta is not None:
         arrays[META] = np.array(json.dumps(meta, sort_keys=True))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            np.savez(f, allow_pickle=False, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        _keep_previous(path, keep)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    files.write(path, lambda file: np.savez(file, allow_pickle=False, **arrays),
+                before_replace=lambda: _keep_previous(path, keep))
 
 
 def load(path, variables):

@@ -12,13 +12,14 @@ Imported by env workers and collect processes, which must never load TensorFlow:
 """
 import datetime
 import json
-import os
 import pathlib
 import re
 import uuid
 import warnings
 
 import numpy as np
+
+from common import files
 
 # What the world model and the tools built on it read; an episode without them is not one.
 REQUIRED = ('reward', 'is_first', 'is_last', 'is_terminal', 'action')
@@ -68,8 +69,8 @@ def write(directory, episode):
     # one second or across a daylight-saving change; loading relies on that order.
     timestamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S.%f')
     path = directory / f'{timestamp}-{uuid.uuid4().hex}-{length(episode)}.npz'
-    _write_atomically(path, lambda file: np.savez_compressed(file, **episode))
-    _fsync_directory(directory)  # makes the rename itself survive a power loss
+    files.write(path, lambda file: np.savez_compressed(file, **episode))
+    files.sync_directory(directory)  # makes the rename itself survive a power loss
     return path
 
 
@@ -134,10 +135,10 @@ def copy(source, directory):
         target = directory / path.name
         if target.exists() or read_or_skip(path) is None:
             continue
-        _write_atomically(target, lambda file: file.write(path.read_bytes()))
+        files.write(target, lambda file: file.write(path.read_bytes()))
         copied += 1
     if copied:
-        _fsync_directory(directory)
+        files.sync_directory(directory)
     return copied
 
 
@@ -157,29 +158,5 @@ def read_info(directory):
 
 def write_info(directory, info):
     directory = pathlib.Path(directory)
-    text = json.dumps(info, indent=1) + '\n'
-    _write_atomically(directory / DATASET_FILE, lambda file: file.write(text.encode()))
-    _fsync_directory(directory)
-
-
-def _write_atomically(path, fill):
-    """`fill(file)` into a hidden temp file, synced, then renamed to `path`: a kill mid-write leaves
-    the temp file, whose name does not end in .npz, so it is never listed as an episode."""
-    temp = path.with_name(f'.{path.name}.tmp')
-    try:
-        with open(temp, 'wb') as file:
-            fill(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
-def _fsync_directory(directory):
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    files.write_json(directory / DATASET_FILE, info)
+    files.sync_directory(directory)

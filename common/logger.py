@@ -9,13 +9,13 @@ steps times the action repeat; agent steps are logged as the scalar AGENT_STEPS.
 before that logged agent steps; a metrics.jsonl without AGENT_STEPS is one of those.
 """
 import json
-import os
 import pathlib
 import time
 
 import elements
 import numpy as np
 
+from common import files
 from common.video import encode_gif
 
 TERMINAL_KEYS = (
@@ -70,12 +70,7 @@ def convert_to_frames(logdir, action_repeat):
         record['step'] *= action_repeat
     last = max(record['step'] for record in records)
     records.append({'step': last, AGENT_STEPS: last // action_repeat})
-    temp = path.with_name(f'.{path.name}.tmp')
-    with open(temp, 'w') as file:
-        file.writelines(json.dumps(record) + '\n' for record in records)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temp, path)
+    files.write_text(path, ''.join(json.dumps(record) + '\n' for record in records))
     return True
 
 

@@ -1,10 +1,11 @@
 """Episode videos as GIFs, encoded with pillow (no ffmpeg binary needed)."""
 import io
-import os
 import pathlib
 
 import numpy as np
 from PIL import Image
+
+from common import files
 
 
 def is_frames(shape, dtype):
@@ -39,6 +40,4 @@ def write_gif(path, frames, fps=20, scale=2):
     frames = np.asarray(frames, np.uint8)
     if scale > 1:
         frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    tmp.write_bytes(encode_gif(frames, fps))
-    os.replace(tmp, path)
+    files.write_bytes(path, encode_gif(frames, fps))

@@ -8,11 +8,11 @@ data.MASKS, the union of the chosen slots' masks (decoded from the episodes' slo
 only that union is held, not every slot's mask).
 """
 import itertools
-import json
 import time
 
 import numpy as np
 
+from common import files
 from vsg.offline import choice, data, decode
 from vsg.offline.loop import StageError
 from vsg.slots import store
@@ -146,7 +146,7 @@ def prepare(cfg, episodes, seed, logdir):
         for episode in episodes:
             episode[data.MASKS] = episode_masks(model, episode[data.SLOTS], chosen, cfg.slots.chunk)
     record['ms_per_frame'] = 1000 * (time.monotonic() - start) / frames
-    (logdir / RECORD).write_text(json.dumps(record, indent=1) + '\n')
+    files.write_json(logdir / RECORD, record)
     print(f"slots: {frames:,} frames converted, {record['ms_per_frame']:.2f} ms per frame; keeping {chosen} "
           f"(by {cfg.slots.choose}); " + ', '.join(f"{way} {row['chosen']}" for way, row in record['ways'].items()),
           flush=True)

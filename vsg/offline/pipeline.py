@@ -16,7 +16,6 @@ place every stage first runs the slot model over the episodes and chooses its sl
 slots_choice.json).
 """
 import json
-import os
 import pathlib
 import sys
 
@@ -24,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import checkpoint
+from common import checkpoint, files
 from vsg.offline import bc, data, decode, loop, objects, probe, rollout
 from vsg.offline.lapo import IMAGE_ENCODERS, LatentActionModel
 from vsg.offline.loop import StageError
@@ -247,7 +246,7 @@ def run_probe(run):
                         'knn_mse': float(knn.mean()), 'knn_mse_per_dim': knn.tolist()}
     result['action_variance'] = {'mse': float(variance.mean()), 'mse_per_dim': variance.tolist()}
     result['knn_k'] = cfg.probe.knn
-    _write_json(run.path('probe.json'), result)
+    files.write_json(run.path('probe.json'), result)
     logged = {f'probe/{name}_mse': result[name]['mse'] for name in ('trained', 'random', 'action_variance')}
     logged.update({f'probe/{name}_knn_mse': result[name]['knn_mse'] for name in ('trained', 'random')})
     loop.log(run.logger, logged)
@@ -303,7 +302,7 @@ def run_decode(run):
         def make_batch(rng):
             chosen = rng.integers(0, len(steps), cfg.batch_size)
             return z[chosen], actions[chosen]
-        run.train(f'decoder_m{m}', model, bc.optimizer(f'decoder_opt', cfg.net), decode.decode_loss(run.data.discrete),
+        run.train(f'decoder_m{m}', model, bc.optimizer('decoder_opt', cfg.net), decode.decode_loss(run.data.discrete),
                   make_batch, cfg.decode.steps, offset=100 + m, inputs=['lapo', 'bc_latent'] if on_policy else ['lapo'])
         # The baseline the latents must beat: the same clone as π_bc, on these M trajectories' actions only.
         clone = train_clone(run, f'bc_m{m}', steps, offset=200 + m)
@@ -313,7 +312,7 @@ def run_decode(run):
             'heldout_loss_idm': _loss(model(z_test), a_test, run.data.discrete),
             'heldout_loss_policy': _loss(model(predicted_test), a_test, run.data.discrete),
             'heldout_loss_bc_m': _loss(_outputs(clone, run.seen.stacked, run.test_steps), a_test, run.data.discrete)}
-    _write_json(run.path('decode.json'), {str(m): value for m, value in results.items()})
+    files.write_json(run.path('decode.json'), {str(m): value for m, value in results.items()})
     loop.log(run.logger, {f'decode/m{m}_{key}': value for m, row in results.items() for key, value in row.items()
                           if key != 'decoder_input'})
 
@@ -346,7 +345,7 @@ def run_eval(run):
                                   (run.action_size, discrete))
         done[name] = {'returns': returns, 'mean': float(np.mean(returns)), 'std': float(np.std(returns)), 'sources': sources,
                       **how(name)}
-        _write_json(path, done)
+        files.write_json(path, done)
         loop.log(run.logger, {f'eval/{name}_return': done[name]['mean']})
         print(f"eval: {name} return {done[name]['mean']:.3f} ± {done[name]['std']:.3f}", flush=True)
     write_results(run)
@@ -417,8 +416,8 @@ def write_results(run):
         'slots': {key: slots[key] for key in ('chosen', 'choose', 'ways', 'agreement') if key in slots},
         'probe': probes, 'decode': decoded, 'returns': rows, 'eval_episodes': run.cfg.eval.episodes,
         'discrete_act': run.cfg.discrete_act if run.data.discrete else None}
-    _write_json(run.path('results.json'), results)
-    run.path('results.md').write_text(_markdown(results))
+    files.write_json(run.path('results.json'), results)
+    files.write_text(run.path('results.md'), _markdown(results))
     print(run.path('results.md').read_text(), flush=True)
 
 
@@ -471,12 +470,6 @@ def _markdown(results):
             lines.append(f"| {row['label']} | {row['mean']:.3f} ± {row['std']:.3f} | {fmt(row['over_bc'])} | "
                          f"{fmt(row['over_data'])} |")
     return '\n'.join(lines) + '\n'
-
-
-def _write_json(path, value):
-    temp = path.with_name(f'.{path.name}.tmp')
-    temp.write_text(json.dumps(value, indent=1) + '\n')
-    os.replace(temp, path)
 
 
 RUNNERS = {'lapo': run_lapo, 'probe': run_probe, 'bc': run_bc, 'decode': run_decode, 'eval': run_eval}
