@@ -143,6 +143,12 @@ def test_the_pooling_weights_are_logged_per_slot_and_the_decoder_reads_every_slo
     np.testing.assert_allclose(image.numpy(), recon.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(masks.numpy().sum(2), 1.0, atol=1e-5)
     np.testing.assert_allclose(image.numpy(), (masks[..., None] * rgb).numpy().sum(2), atol=0.05)  # bilinear
+    # What vsg.evaluate --attention shows: the pooling's weights (mean over heads) and the slots' masks.
+    weights, masks_shown = core.attention(post)
+    assert weights.shape == (B, 4, SLOTS) and masks_shown.shape == (B, 4, SLOTS, 64, 64)
+    np.testing.assert_allclose(weights.numpy().sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(masks_shown.numpy(), masks.numpy())
+    np.testing.assert_allclose(weights.numpy().mean((0, 1)), metrics['pool_weight'].numpy(), atol=1e-5)
 
 
 # The agent.
@@ -299,3 +305,13 @@ def test_training_from_pixels_runs_end_to_end(tmp_path):
     records = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
     keys = set().union(*records)
     assert {'train/image_loss', 'train/kl', 'train/pool_entropy', 'eval/return'} <= keys
+    # Where the agent looks in an eval episode: frame | lit frame | each slot, a weight bar below each.
+    gif = tmp_path / 'attention.gif'
+    evaluated = subprocess.run([sys.executable, '-m', 'vsg.evaluate', '--logdir', str(tmp_path), '--episodes', '1',
+                                '--attention', str(gif)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    from PIL import Image
+    env = load_config('--task', 'dmc_cartpole_balance').env
+    with Image.open(gif) as image:
+        assert image.n_frames == env.time_limit // env.action_repeat + 1  # the whole first episode
+        assert image.size == (2 * (2 + SLOTS) * 64, 2 * (64 + 4))  # write_gif doubles the size

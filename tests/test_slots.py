@@ -219,6 +219,27 @@ def test_the_video_shows_frames_reconstructions_and_each_slots_share_side_by_sid
     assert evaluation.predicted_ids(masks).shape == (2, 3, 8, 8) and np.all(evaluation.predicted_ids(masks) == 1)
 
 
+
+def test_the_attention_video_lights_the_weighted_slot_and_draws_each_weight_as_a_bar():
+    frames = np.full((2, 8, 8, 3), 200, np.uint8)
+    masks = np.zeros((2, 2, 8, 8), np.float32)
+    masks[:, 0, :, :4], masks[:, 1, :, 4:] = 1, 1          # slot 0 holds the left half, slot 1 the right
+    weights = np.array([[0.75, 0.25], [0.0, 1.0]], np.float32)
+    clip = evaluation.attention_video(frames, masks, weights, bar=2)
+    assert clip.shape == (2, 10, 4 * 8, 3) and clip.dtype == np.uint8
+    np.testing.assert_array_equal(clip[:, :8, :8], frames)                 # the frame
+    lit = clip[:, :8, 8:16, 0].astype(float)
+    # Step 0: the left half at full light, the right at 0.2 + 0.8 x (0.25 / 0.75); step 1: only the right.
+    np.testing.assert_allclose(lit[0, :, :4], 200)
+    np.testing.assert_allclose(lit[0, :, 4:], 200 * (0.2 + 0.8 / 3), atol=0.5)
+    np.testing.assert_allclose(lit[1, :, :4], 40)
+    np.testing.assert_allclose(lit[1, :, 4:], 200)
+    np.testing.assert_array_equal(clip[:, :8, 16:20], 200)                   # slot 0's pixels ...
+    np.testing.assert_array_equal(clip[:, :8, 20:24], 0)                     # ... and nothing else
+    bars = (clip[:, 8:, 16:, 0] == 255).reshape(2, 2, 2, 8).sum(-1)[:, 0]    # [step, slot]: lit bar pixels
+    assert bars.tolist() == [[6, 2], [0, 8]]
+    assert np.all(clip[:, 8:, :16] == 0)                                     # no bars under the frame panels
+
 # --- The command line.
 
 def write_episodes(directory, count=3, length=8, side=SIDE, segmentation=True):

@@ -94,6 +94,12 @@ def test_killed_run_resumes_step_counter_and_replay(tmp_path):
                 '--video', str(tmp_path / 'zero.gif')])
     assert zero.returncode == 0, zero.stderr
     assert json.loads(zero.stdout.strip().splitlines()[-1])['policy'] == 'zero'
+    # The RSSM's feature attends over no parts: its attention video is refused in one line.
+    attention = run([sys.executable, '-m', 'vsg.evaluate', '--logdir', str(logdir), '--episodes', '1',
+                     '--attention', str(tmp_path / 'attention.gif')])
+    assert attention.returncode != 0 and not (tmp_path / 'attention.gif').exists()
+    assert attention.stderr.strip().splitlines()[-1] == (
+        "error: --attention needs a core whose feature attends over slots (slot); this run's core is rssm")
 
 
 def test_sigterm_saves_the_progress_since_the_last_checkpoint(tmp_path):

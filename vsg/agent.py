@@ -104,6 +104,13 @@ class WorldModel(keras.layers.Layer):
         video = tf.concat(tf.unstack(video, axis=0), 2)                  # [T, (3 + parts) H, rows W, C]
         return tf.cast(tf.clip_by_value(video, 0, 1) * 255, tf.uint8)
 
+    def attention(self, data):
+        """The core's `attention` (weights [B, T, K], masks [B, T, K, H, W]) over the posteriors of
+        observed sequences, taken without sampling as the eval policy takes them; None where the core's
+        feature does not attend over parts."""
+        post, _ = self.core.observe(self.encoder(data), data['action'], data['is_first'], sample=False)
+        return self.core.attention(post)
+
     def reward(self, feat):
         return dists.head(self._reward_dist, self.reward_head(feat))
 
@@ -327,6 +334,7 @@ class Agent:
         self.train_world_model = learner.step(lambda data: self._train_world_model(data)[1])
         # Runs only at log time, so it is not worth an XLA compile; None without a decoded image.
         self.video_prediction = learner.compile(self.wm.video_prediction, jit=False) if self.wm.decoder.image_keys else None
+        self.attention = learner.compile(self.wm.attention, jit=False)  # vsg.evaluate --attention
 
     @property
     def variables(self):

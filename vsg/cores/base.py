@@ -75,6 +75,13 @@ class Core(keras.layers.Layer, abc.ABC):
         decoder reads more, e.g. each slot on its own, returns that."""
         return self.get_feat(state)
 
+    def attention(self, state):
+        """Which parts of a state `get_feat` reads, for vsg.evaluate's attention video: (weights
+        [.., K] over the state's K parts, summing to one, and each part's mask on the image
+        [.., K, H, W], summing to one over K), or None (the default) where the feature is not a
+        weighting of parts. The slot core's parts are its slots."""
+        return None
+
     @property
     def state_shapes(self):
         """{key: per-entry shape without the batch axis} of this core's states."""

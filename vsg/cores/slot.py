@@ -114,6 +114,11 @@ class SlotCore(Core):
     def decoder_input(self, state):
         return state['stoch']
 
+    def attention(self, state):
+        """The pooling's weight on each slot (the mean over its heads) and the slot's mask."""
+        weights = tf.reduce_mean(self._pool(_tokens(state))[1], -2)
+        return weights, self.slot_decoder.decode(state['stoch'])[1]
+
     def loss(self, post, prior):
         """The KL loss (the RSSM's balancing and free nats over `kl`), with the gate VSG's gate KL; as
         metrics the KL, entropies, and how the pooling weighs the slots: `pool_weight` [K], each slot's

@@ -10,7 +10,6 @@ import math
 
 import tensorflow as tf
 
-from common import replicas
 from vsg.cores.cell import GatedCell, gated_update
 from vsg.cores.rssm import RSSM, gaussian_kl
 

@@ -52,6 +52,26 @@ def to_uint8(images):
     return np.clip((np.asarray(images) + 0.5) * 255, 0, 255).round().astype(np.uint8)
 
 
+def attention_video(frames, masks, weights, bar=4):
+    """Where an agent looks, from frames uint8 [T, H, W, 3], each part's mask [T, K, H, W] and the
+    feature's weight on each part [T, K]: uint8 [T, H + bar, (2 + K) W, 3], a row of the frame | the
+    frame lit by the weighted masks (sum_k w_k m_k, scaled to its brightest pixel; 0.2 floor so the rest
+    stays visible) | each part's pixels (frame x mask), with a bar below each part as long as its weight."""
+    frames, masks, weights = np.asarray(frames, np.float32), np.asarray(masks, np.float32), np.asarray(weights)
+    steps, height, width = frames.shape[:3]
+    looked = np.einsum('tk,tkhw->thw', weights, masks)
+    looked /= np.maximum(looked.max((1, 2), keepdims=True), 1e-8)
+    lit = frames * (0.2 + 0.8 * looked[..., None])
+    parts = np.moveaxis(frames[:, None] * masks[..., None], 1, 0)               # [K, T, H, W, 3]
+    strips = np.zeros([2 + len(parts), steps, bar, width, 3], np.float32)
+    lengths = np.round(np.asarray(weights) * width).astype(int)                # [T, K]
+    for k in range(len(parts)):
+        for t in range(steps):
+            strips[2 + k, t, :, :lengths[t, k]] = 255
+    panels = np.concatenate([np.stack([frames, lit, *parts]), strips], 2)      # [2 + K, T, H + bar, W, 3]
+    return np.concatenate(list(panels), 2).round().astype(np.uint8)
+
+
 def video(frames, recon, masks, rgb):
     """uint8 [T, N H, (2 + K) W, 3]: for each of N windows a row of frame | reconstruction | each
     slot's mask x its RGB (black where the slot is absent), as a GIF's frames."""
