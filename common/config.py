@@ -24,6 +24,7 @@ CHOICES = {
     'actor_grad': ('auto', 'dynamics', 'reinforce'),
     'reward_head.dist': ('mse', 'symlog_mse', 'twohot'),
     'critic.dist': ('mse', 'twohot'),
+    'decoder.resolution': (64, 32),
     **{f'{block}.norm': ('none', 'layer')
        for block in ('encoder', 'decoder', 'reward_head', 'cont_head', 'actor', 'critic')},
 }
@@ -131,7 +132,7 @@ def help_text(config, names=(), path=CONFIGS_FILE, width=100):
 def validate(config):
     for key, allowed in CHOICES.items():
         if config[key] not in allowed:
-            raise ConfigError(f"{key}={config[key]!r} is not allowed; choose one of {', '.join(allowed)}")
+            raise ConfigError(f"{key}={config[key]!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
     for keys, test, rule in RANGES:
         for key in keys:
             if not test(config[key]):
@@ -248,7 +249,7 @@ def _with_key(config, key):
 
 def _rule(key):
     if key in CHOICES:
-        return f"must be one of {', '.join(CHOICES[key])}"
+        return f"must be one of {', '.join(map(str, CHOICES[key]))}"
     return next((f'must {rule}' for keys, _, rule in RANGES if key in keys), '')
 
 

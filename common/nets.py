@@ -44,11 +44,19 @@ def conv_embed(convs, image, dtype):
     return tf.cast(_restore_leading(x, lead, 1), tf.float32)
 
 
-def deconv_layers(depth, act, channels, norm='none'):
+def deconv_layers(depth, act, channels, norm='none', resolution=64):
     """The mirror of conv_layers: DreamerV2's transposed convolutions (kernels 5, 5, 6, 6: 1 -> 5 -> 13
     -> 30 -> 64 pixels). The first only ever sees a 1x1 input, where it equals a Dense layer onto 5x5
     pixels; written as that matmul it runs 40x faster on CPU (TF's 1x1-input transposed conv kernel
-    took 19 s for 800 frames). `norm` as in `hidden`; returns the layers in call order."""
+    took 19 s for 800 frames). `norm` as in `hidden`; returns the layers in call order.
+    `resolution` 32: a Dense layer onto 4x4, three 4x4 stride-2 transposed convolutions to 32x32, each
+    pixel then repeated over a 2x2 block of the 64x64 output (2.5-3x cheaper on CPU)."""
+    if resolution == 32:
+        return [keras.layers.Dense(32 * depth), *hidden(keras.layers.Dense, 4 * 4 * 4 * depth, act=act, norm=norm),
+                keras.layers.Reshape((4, 4, 4 * depth)),
+                *hidden(keras.layers.Conv2DTranspose, 2 * depth, 4, 2, 'same', act=act, norm=norm),
+                *hidden(keras.layers.Conv2DTranspose, depth, 4, 2, 'same', act=act, norm=norm),
+                keras.layers.Conv2DTranspose(channels, 4, 2, 'same'), keras.layers.UpSampling2D(2)]
     return [keras.layers.Dense(32 * depth), *hidden(keras.layers.Dense, 5 * 5 * 4 * depth, act=act, norm=norm),
             keras.layers.Reshape((5, 5, 4 * depth)),
             *hidden(keras.layers.Conv2DTranspose, 2 * depth, 5, 2, act=act, norm=norm),
@@ -185,17 +193,17 @@ class Decoder(keras.layers.Layer):
 
     `call` returns {key: predicted mean}: images in the encoder's input scale ([-0.5, 0.5]), vectors
     in `target`'s scale (symlog when the encoder squashes its inputs); `video` the panels an open-loop
-    video shows of an image key; `norm` as in `hidden`. With
+    video shows of an image key; `norm` as in `hidden`; `resolution` as in `deconv_layers`. With
     pixels and no norm the layers are exactly the old ConvDecoder's, so pixel checkpoints keep their keys."""
 
     def __init__(self, obs_space, image_keys, vector_keys, depth, act, mlp_layers, mlp_units, symlog_targets,
-                 norm='none', **kwargs):
+                 norm='none', resolution=64, **kwargs):
         super().__init__(**kwargs)
         self.image_keys, self.vector_keys = tuple(image_keys), tuple(vector_keys)
         self._symlog = symlog_targets
         self._channels = [int(obs_space[key].shape[-1]) for key in self.image_keys]
         self._sizes = [int(obs_space[key].shape[0]) for key in self.vector_keys]
-        self._deconvs = deconv_layers(depth, act, sum(self._channels), norm) if image_keys else []
+        self._deconvs = deconv_layers(depth, act, sum(self._channels), norm, resolution) if image_keys else []
         if self.vector_keys:
             self._mlp = _hidden_stack(mlp_layers, mlp_units, act, norm)
             self._out = keras.layers.Dense(sum(self._sizes))

@@ -66,6 +66,25 @@ def test_state_agent_has_one_loss_per_key_and_weighs_each_by_its_scale():
     assert np.isfinite(float(metrics['model_opt_loss']))
 
 
+
+def test_a_half_resolution_decoder_predicts_2x2_blocks_and_its_loss_is_the_full_images():
+    obs_space = space(image=IMAGE)
+    half, full = agent(obs_space, '--decoder.resolution', '32'), agent(obs_space)
+    data = {key: tf.constant(value) for key, value in example_batch(half, obs_space, [2, 4], np.random.default_rng(0)).items()}
+    _, post, metrics = half.wm.loss(data)
+    mean = half.wm.decoder(half.wm.core.get_feat(post))['image'].numpy()
+    assert mean.shape == (2, 4, 64, 64, 3)
+    blocks = mean.reshape(2, 4, 32, 2, 32, 2, 3)
+    np.testing.assert_array_equal(blocks, np.broadcast_to(blocks[:, :, :, :1, :, :1], blocks.shape))  # one value per block
+    # The loss is the 64x64 image's: half the squared error over every pixel, averaged over batch and time.
+    target = data['image'].numpy() / 255 - 0.5
+    assert float(metrics['image_loss']) == pytest.approx(0.5 * ((mean - target) ** 2).sum((2, 3, 4)).mean(), rel=1e-5)
+    size = lambda model: sum(int(np.prod(v.shape)) for v in model.wm.decoder.trainable_variables)
+    assert size(half) < size(full)
+    assert np.isfinite(float(half.train(data)['model_opt_loss']))
+    with pytest.raises(config_lib.ConfigError, match="decoder.resolution=48 is not allowed; choose one of 64, 32"):
+        config_lib.load(['--configs', 'debug', '--decoder.resolution', '48'])
+
 def test_mixed_observations_concatenate_the_cnn_and_mlp_embeddings():
     obs_space = space(image=IMAGE, position=vector(3))
     mixed = agent(obs_space)

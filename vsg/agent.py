@@ -147,7 +147,7 @@ def _decoder(obs_space, config):
     dec = config.decoder
     keys = nets.select_keys(obs_space, dec.cnn_keys, dec.mlp_keys)
     return nets.Decoder(obs_space, *keys, dec.depth, dec.act, dec.mlp_layers, dec.mlp_units,
-                        config.encoder.symlog_inputs, dec.norm, name='decoder')
+                        config.encoder.symlog_inputs, dec.norm, dec.resolution, name='decoder')
 
 
 def example_batch(agent, obs_space, shape, rng=None):
