@@ -313,5 +313,7 @@ def test_training_from_pixels_runs_end_to_end(tmp_path):
     from PIL import Image
     env = load_config('--task', 'dmc_cartpole_balance').env
     with Image.open(gif) as image:
-        assert image.n_frames == env.time_limit // env.action_repeat + 1  # the whole first episode
+        # The whole first episode at 10 frames/s (the GIF merges repeated frames, adding their durations).
+        durations = [image.seek(i) or image.info['duration'] for i in range(image.n_frames)]
+        assert sum(durations) == 100 * (env.time_limit // env.action_repeat + 1)
         assert image.size == (2 * (2 + SLOTS) * 64, 2 * (64 + 4))  # write_gif doubles the size
