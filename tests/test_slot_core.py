@@ -60,7 +60,7 @@ def permuted(state):
 
 @pytest.mark.parametrize('gate', ['false', 'true'])
 def test_permuting_the_slots_permutes_the_next_slots_and_leaves_the_feature_unchanged(gate):
-    core, encoder = make_core('--slot.gate', gate)
+    core, encoder = make_core('--slot.gate', gate, '--slots.carry', 'true')  # the posterior starts from the prior
     state = a_state(core, encoder)
     action = tf.constant([[0.5, -0.3]] * B)
     embed = encoder({'image': frames((B, 64, 64, 3), seed=1)})
@@ -82,7 +82,7 @@ def test_permuting_the_slots_permutes_the_next_slots_and_leaves_the_feature_unch
 
 
 def test_is_first_restarts_a_row_from_the_initial_slots_and_only_that_row():
-    core, encoder = make_core()
+    core, encoder = make_core('--slots.carry', 'true')
     state = a_state(core, encoder)
     embed = encoder({'image': frames((B, 64, 64, 3), seed=2)})
     is_first = tf.constant([True, False, False])
@@ -99,6 +99,21 @@ def test_is_first_restarts_a_row_from_the_initial_slots_and_only_that_row():
     drawn = core.initial(2, training=True)['stoch'].numpy()
     assert not np.allclose(drawn, means) and np.abs(drawn - means).max() < 1.0  # init_std 0.1
 
+
+def test_without_carry_every_frame_is_found_from_the_learned_slots_as_the_slot_model_finds_it():
+    core, encoder = make_core()  # slots.carry false: the slot model's default
+    assert not core._sizes.carry
+    state, other = a_state(core, encoder, seed=0), a_state(core, encoder, seed=5)
+    image = frames((B, 64, 64, 3), seed=4)
+    embed = encoder({'image': image})
+    post, prior = core.obs_step(state, tf.ones([B, A]), embed, tf.zeros([B], tf.bool), sample=False)
+    post_other, _ = core.obs_step(other, tf.ones([B, A]), embed, tf.zeros([B], tf.bool), sample=False)
+    # The inferred slots are the slot model's own for this frame: its learned means, iters_first iterations.
+    tokens = core.slot_encoder(image)
+    own = core.slot_attention(core.initial(B)['stoch'], tokens, iterations=core._sizes.iters_first)
+    np.testing.assert_allclose(post['mean'].numpy(), own.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(post_other['mean'].numpy(), own.numpy(), rtol=1e-5, atol=1e-6)  # whatever came before
+    assert not np.allclose(prior['mean'].numpy(), post['mean'].numpy())  # the prior still predicts them from the state
 
 def test_a_shut_slot_carries_its_state_exactly_and_costs_no_kl():
     core, encoder = make_core('--slot.gate', 'true')

@@ -10,9 +10,11 @@ its decoder reads); `mean`/`std` [B, K, D], the Gaussian z_k was drawn from; wit
 Prior (`img_step`): a token per slot, Dense([z_k, h_k]), and one for the action pass a transformer
 block across the slots (the slot model's Predictor layer); the gated cell, shared by the slots, folds
 each slot's output into h_k, and z_k's Gaussian comes from h_k. Posterior (`obs_step`): slot attention
-over the frame's tokens, started from the prior's mean slots (from the initial slots, with the slot
-model's first-frame iterations, where an episode begins), so slot k keeps to the object it found; the
-inferred slot is the posterior's mean, its std comes from [h_k, slot]. The KL is summed over slots and
+over the frame's tokens. With `slots.carry` (SAVi's way) it starts from the prior's mean slots (from the
+initial slots, with the slot model's first-frame iterations, where an episode begins), so slot k keeps to
+the object it found; without (the slot model's default) every frame starts from the learned initial
+slots with the first-frame iterations, as the slot model was trained, so slot k keeps to the kind of
+object the model gave it. The inferred slot is the posterior's mean, its std comes from [h_k, slot]. The KL is summed over slots and
 dimensions, so it is the distance between the predicted and the inferred slots. Features
 (`get_feat`): the slots [h_k, z_k] pooled by attention from a learned query (`SlotPool`), the same
 whatever the slots' order; the decoder reads the slots themselves (`decoder_input`).
@@ -102,7 +104,7 @@ class SlotCore(Core):
         prev_state, prev_action = reset_at_first(prev_state, prev_action, is_first,
                                                  lambda batch: self.initial(batch, training=sample))
         prior = self.img_step(prev_state, prev_action, sample)
-        slots = self._infer(prev_state['stoch'], prior['mean'], embed, is_first)
+        slots = self._infer(prev_state['stoch'], prior['mean'], embed, is_first, sample)
         std = gaussian_std(self._obs_std(tf.concat([prior['deter'], slots], -1)), self._min_std)
         gate = prior['gate'][..., None] if self._gated else None
         post = {**prior, **self._latent(slots, std, gate, prev_state, sample)}
@@ -160,12 +162,18 @@ class SlotCore(Core):
             stoch = gated_update(gate, stoch, prev_state['stoch'])
         return {'stoch': stoch, 'mean': mean, 'std': std}
 
-    def _infer(self, initial, predicted, embed, is_first):
+    def _infer(self, initial, predicted, embed, is_first, sample):
         """The slots that slot attention finds among the frame's tokens (`embed`), started from the
         `predicted` slots; where an episode begins from the `initial` ones, with the slot model's
-        first-frame iterations."""
+        first-frame iterations. Without `slots.carry` every frame is found as the slot model was trained
+        to find it: from the learned initial slots (drawn in training) with the first-frame iterations, so
+        slot k keeps the kind of object the model gave it; started from predicted slots instead, such a
+        model's masks blur over the objects within a few steps."""
         sizes = self._sizes
         tokens = tf.reshape(embed, [-1, sizes.tokens ** 2, sizes.encoder_channels])
+        if not sizes.carry:
+            learned = self.initial(tf.shape(tokens)[0], training=sample)['stoch']
+            return self.slot_attention(learned, tokens, iterations=sizes.iters_first)
         first = is_first[:, None, None]
         slots = self.slot_attention(tf.where(first, initial, predicted), tokens, iterations=sizes.iters_later)
         more = sizes.iters_first - sizes.iters_later
