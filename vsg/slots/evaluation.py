@@ -63,11 +63,10 @@ def attention_video(frames, masks, weights, bar=4):
     looked /= np.maximum(looked.max((1, 2), keepdims=True), 1e-8)
     lit = frames * (0.2 + 0.8 * looked[..., None])
     parts = np.moveaxis(frames[:, None] * masks[..., None], 1, 0)               # [K, T, H, W, 3]
+    lengths = np.round(weights * width).astype(int).T                          # [K, T]
+    lit_bars = np.arange(width) < lengths[..., None]                           # [K, T, W]
     strips = np.zeros([2 + len(parts), steps, bar, width, 3], np.float32)
-    lengths = np.round(np.asarray(weights) * width).astype(int)                # [T, K]
-    for k in range(len(parts)):
-        for t in range(steps):
-            strips[2 + k, t, :, :lengths[t, k]] = 255
+    strips[2:] = 255 * lit_bars[:, :, None, :, None]
     panels = np.concatenate([np.stack([frames, lit, *parts]), strips], 2)      # [2 + K, T, H + bar, W, 3]
     return np.concatenate(list(panels), 2).round().astype(np.uint8)
 
