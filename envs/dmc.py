@@ -48,6 +48,8 @@ class DMC:
         domain, name = resolve_task(task)
         # The TimeLimit wrapper ends episodes, so the task's own limit is lifted.
         self._env = suite.load(domain, name, task_kwargs={'random': seed, 'time_limit': np.inf})
+        # Before the first render, which sizes the shadow map (rendering.DMC_SHADOW_SIZE says why).
+        self._env.physics.model.vis.quality.shadowsize = rendering.DMC_SHADOW_SIZE
         self._camera = DEFAULT_CAMERAS.get(domain, 0) if camera < 0 else camera
         spec = self._env.action_spec()
         self.obs_space = spaces.obs_space()

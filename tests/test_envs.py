@@ -281,6 +281,29 @@ def test_in_process_env_renders_without_tensorflow_and_refuses_once_it_is_import
     assert stdout.splitlines() == ['(32, 32, 3)', 'True', 'True']
 
 
+def test_dmc_frames_with_the_small_shadow_map_are_the_default_renders_up_to_shadow_edges(tmp_path):
+    # The same state drawn by our env (shadow map rendering.DMC_SHADOW_SIZE) and by dm_control's own
+    # physics at the model's 2048: all but a few edge pixels of the shadows agree.
+    stdout = run_script(tmp_path, """
+        import numpy as np
+        from dm_control import suite
+        from envs import rendering
+        env = envs.make('dmc_walker_walk', parallel=False, seed=3)
+        env.reset()
+        for _ in range(20):
+            env.step(np.full(6, 0.7, np.float32))
+        physics = env._env.physics  # dm_control's, through the wrappers
+        ours = env.render((64, 64)).astype(int)
+        default = suite.load('walker', 'walk').physics
+        default.set_state(physics.get_state())
+        default.forward()
+        theirs = default.render(64, 64, camera_id=0).astype(int)
+        print(physics.model.vis.quality.shadowsize == rendering.DMC_SHADOW_SIZE < default.model.vis.quality.shadowsize)
+        print(np.mean(np.abs(ours - theirs).max(-1) > 8) < 0.01, np.abs(ours - theirs).mean() < 0.5)
+    """, tensorflow=False)
+    assert stdout.splitlines() == ['True', 'True True']
+
+
 def test_in_process_env_refused_next_to_tensorflow_before_dm_control_loads(tmp_path):
     # Importing dm_control next to TensorFlow already crashes, so the check must come first.
     stdout = run_script(tmp_path, """
