@@ -28,14 +28,16 @@ def _hidden_stack(layers, units, act, norm):
     return [layer for _ in range(layers) for layer in hidden(keras.layers.Dense, units, act=act, norm=norm)]
 
 
-def conv_layers(depth, act, norm='none'):
+def conv_layers(depth, act, norm='none', side=64):
     """DreamerV2's encoder convolutions: four stride-2 4x4 convolutions, 64x64 -> 2x2x(8 depth); `norm`
-    as in `hidden`. Returns the layers in call order."""
-    return [layer for i in range(4) for layer in hidden(keras.layers.Conv2D, depth * 2 ** i, 4, 2, act=act, norm=norm)]
+    as in `hidden`. `side` 32: the last three of them (32 -> 15 -> 6 -> 2 pixels), so a 32x32 image
+    ends in the same 2x2x(8 depth) map. Returns the layers in call order."""
+    first = CNN_SIDES.index(side)  # 64: all four layers; 32: from the second on.
+    return [layer for i in range(first, 4) for layer in hidden(keras.layers.Conv2D, depth * 2 ** i, 4, 2, act=act, norm=norm)]
 
 
 def conv_embed(convs, image, dtype):
-    """uint8 images [.., 64, 64, C] -> float32 embeddings [.., 32 depth]."""
+    """uint8 images [.., S, S, C] (S in CNN_SIDES) -> float32 embeddings [.., 32 depth]."""
     x, lead = _flatten_leading(image, 3)
     x = tf.cast(x, dtype) / 255 - 0.5
     for layer in convs:
@@ -44,19 +46,23 @@ def conv_embed(convs, image, dtype):
     return tf.cast(_restore_leading(x, lead, 1), tf.float32)
 
 
-def deconv_layers(depth, act, channels, norm='none', resolution=64):
+def deconv_layers(depth, act, channels, norm='none', resolution=64, side=64):
     """The mirror of conv_layers: DreamerV2's transposed convolutions (kernels 5, 5, 6, 6: 1 -> 5 -> 13
     -> 30 -> 64 pixels). The first only ever sees a 1x1 input, where it equals a Dense layer onto 5x5
     pixels; written as that matmul it runs 40x faster on CPU (TF's 1x1-input transposed conv kernel
     took 19 s for 800 frames). `norm` as in `hidden`; returns the layers in call order.
     `resolution` 32: a Dense layer onto 4x4, three 4x4 stride-2 transposed convolutions to 32x32, each
-    pixel then repeated over a 2x2 block of the 64x64 output (2.5-3x cheaper on CPU)."""
+    pixel then repeated over a 2x2 block when the images are 64x64 (`side`; 2.5-3x cheaper on CPU)."""
+    if resolution > side:
+        raise ValueError(f'decoder.resolution={resolution} is finer than the {side}x{side} images; '
+                         f'use --decoder.resolution {side}')
     if resolution == 32:
+        upsample = [keras.layers.UpSampling2D(side // 32)] if side > 32 else []
         return [keras.layers.Dense(32 * depth), *hidden(keras.layers.Dense, 4 * 4 * 4 * depth, act=act, norm=norm),
                 keras.layers.Reshape((4, 4, 4 * depth)),
                 *hidden(keras.layers.Conv2DTranspose, 2 * depth, 4, 2, 'same', act=act, norm=norm),
                 *hidden(keras.layers.Conv2DTranspose, depth, 4, 2, 'same', act=act, norm=norm),
-                keras.layers.Conv2DTranspose(channels, 4, 2, 'same'), keras.layers.UpSampling2D(2)]
+                keras.layers.Conv2DTranspose(channels, 4, 2, 'same'), *upsample]
     return [keras.layers.Dense(32 * depth), *hidden(keras.layers.Dense, 5 * 5 * 4 * depth, act=act, norm=norm),
             keras.layers.Reshape((5, 5, 4 * depth)),
             *hidden(keras.layers.Conv2DTranspose, 2 * depth, 5, 2, act=act, norm=norm),
@@ -65,7 +71,7 @@ def deconv_layers(depth, act, channels, norm='none', resolution=64):
 
 
 def deconv_image(layers, feat):
-    """Features [.., F] -> float32 image means [.., 64, 64, C] in the encoder's input scale ([-0.5, 0.5])."""
+    """Features [.., F] -> float32 image means [.., S, S, C] in the encoder's input scale ([-0.5, 0.5])."""
     x, lead = _flatten_leading(feat, 1)
     for layer in layers:
         x = layer(x)
@@ -120,7 +126,7 @@ class ConvDecoder(keras.layers.Layer):
 
 
 NOT_OBSERVED = ('reward', 'is_first', 'is_last', 'is_terminal')  # Travel with the obs but are targets or flags.
-CNN_SHAPE = (64, 64)  # The convolution stacks below map 64x64 images to 2x2 features and back.
+CNN_SIDES = (64, 32)  # The square images the convolution stacks map to 2x2 features and back.
 
 
 def select_keys(obs_space, cnn_pattern, mlp_pattern):
@@ -132,11 +138,21 @@ def select_keys(obs_space, cnn_pattern, mlp_pattern):
                       if len(space.shape) == rank and key not in NOT_OBSERVED and not key.startswith('log_')
                       and re.fullmatch(pattern, key))
     image_keys, vector_keys = pick(3, cnn_pattern), pick(1, mlp_pattern)
+    shapes = {tuple(obs_space[key].shape[:2]) for key in image_keys}
     for key in image_keys:
-        if tuple(obs_space[key].shape[:2]) != CNN_SHAPE:
+        height, width = obs_space[key].shape[:2]
+        if height != width or height not in CNN_SIDES:
             raise ValueError(f"observation '{key}' has shape {tuple(obs_space[key].shape)}; the CNN takes "
-                             f"{CNN_SHAPE[0]}x{CNN_SHAPE[1]} images (--env.size 64 64), or leave it out of the cnn_keys")
+                             f"64x64 or 32x32 images (--env.size 64 64 or 32 32), or leave it out of the cnn_keys")
+    if len(shapes) > 1:
+        raise ValueError(f"the image keys {', '.join(image_keys)} differ in size ({', '.join(map(str, sorted(shapes)))}); "
+                         "the CNN takes one size, so leave some out of the cnn_keys")
     return image_keys, vector_keys
+
+
+def image_side(obs_space, image_keys):
+    """The side of the (square, equal) images `select_keys` picked; 64 when there are none."""
+    return int(obs_space[image_keys[0]].shape[0]) if image_keys else 64
 
 
 def observed(obs_space):
@@ -155,18 +171,19 @@ def symexp(x):
 
 
 class Encoder(keras.layers.Layer):
-    """Every observed key to one embedding: image keys (uint8 [.., 64, 64, C], concatenated on channels)
-    through DreamerV2's four stride-2 4x4 convolutions to 2x2x(8 depth), vector keys (concatenated)
+    """Every observed key to one embedding: image keys (uint8 [.., S, S, C] of one `side` S in CNN_SIDES,
+    concatenated on channels) through DreamerV2's stride-2 4x4 convolutions (conv_layers) to 2x2x(8 depth), vector keys (concatenated)
     through an MLP, the two embeddings concatenated; `norm` as in `hidden`. With pixels and no norm the
     layers are exactly the old ConvEncoder's, so the checkpoints of pixel runs keep their keys."""
 
-    def __init__(self, image_keys, vector_keys, depth, act, mlp_layers, mlp_units, symlog_inputs, norm='none', **kwargs):
+    def __init__(self, image_keys, vector_keys, depth, act, mlp_layers, mlp_units, symlog_inputs, norm='none', side=64,
+                 **kwargs):
         super().__init__(**kwargs)
         if not image_keys and not vector_keys:
             raise ValueError('the encoder was given no observation key')
         self.image_keys, self.vector_keys = tuple(image_keys), tuple(vector_keys)
         self._symlog = symlog_inputs
-        self._convs = conv_layers(depth, act, norm) if image_keys else []
+        self._convs = conv_layers(depth, act, norm, side) if image_keys else []
         self._mlp = _hidden_stack(mlp_layers, mlp_units, act, norm) if vector_keys else []
 
     @property
@@ -203,7 +220,8 @@ class Decoder(keras.layers.Layer):
         self._symlog = symlog_targets
         self._channels = [int(obs_space[key].shape[-1]) for key in self.image_keys]
         self._sizes = [int(obs_space[key].shape[0]) for key in self.vector_keys]
-        self._deconvs = deconv_layers(depth, act, sum(self._channels), norm, resolution) if image_keys else []
+        side = image_side(obs_space, self.image_keys)
+        self._deconvs = deconv_layers(depth, act, sum(self._channels), norm, resolution, side) if image_keys else []
         if self.vector_keys:
             self._mlp = _hidden_stack(mlp_layers, mlp_units, act, norm)
             self._out = keras.layers.Dense(sum(self._sizes))

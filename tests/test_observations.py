@@ -85,6 +85,23 @@ def test_a_half_resolution_decoder_predicts_2x2_blocks_and_its_loss_is_the_full_
     with pytest.raises(config_lib.ConfigError, match="decoder.resolution=48 is not allowed; choose one of 64, 32"):
         config_lib.load(['--configs', 'debug', '--decoder.resolution', '48'])
 
+def test_32x32_images_take_the_last_three_convolutions_and_a_32x32_decoder():
+    small_image = gymnasium.spaces.Box(0, 255, (32, 32, 3), np.uint8)
+    obs_space = space(image=small_image)
+    small, full = agent(obs_space, '--decoder.resolution', '32'), agent(space(image=IMAGE))
+    data = {key: tf.constant(value) for key, value in example_batch(small, obs_space, [2, 4], np.random.default_rng(0)).items()}
+    embed = small.wm.encoder(data)
+    assert embed.shape == full.wm.encoder({'image': tf.zeros([2, 4, 64, 64, 3], tf.uint8)}).shape  # the same 2x2x(8 depth) map
+    channels = lambda model: [v.shape[-1] for v in model.wm.encoder.trainable_variables if len(v.shape) == 4]
+    assert channels(small) == channels(full)[1:]  # the widths of the 64x64 stack's last three layers
+    _, post, metrics = small.wm.loss(data)
+    mean = small.wm.decoder(small.wm.core.get_feat(post))['image'].numpy()
+    assert mean.shape == (2, 4, 32, 32, 3)
+    target = data['image'].numpy() / 255 - 0.5
+    assert float(metrics['image_loss']) == pytest.approx(0.5 * ((mean - target) ** 2).sum((2, 3, 4)).mean(), rel=1e-5)
+    assert np.isfinite(float(small.train(data)['model_opt_loss']))
+
+
 def test_mixed_observations_concatenate_the_cnn_and_mlp_embeddings():
     obs_space = space(image=IMAGE, position=vector(3))
     mixed = agent(obs_space)
@@ -139,8 +156,14 @@ def test_pixel_agents_keep_the_checkpoint_keys_of_older_runs():
     (['--encoder.cnn_keys', 'rgb', '--encoder.mlp_keys', '$^'], {'image': IMAGE},
      "encoder.cnn_keys='rgb' and encoder.mlp_keys='$^' match no observation; the env observes image (64, 64, 3)"),
     (['--loss_scales.velocity', '2'], {'image': IMAGE}, 'loss_scales.velocity names no loss; the losses are image, reward'),
+    ([], {'image': gymnasium.spaces.Box(0, 255, (48, 48, 3), np.uint8)},
+     "observation 'image' has shape (48, 48, 3); the CNN takes 64x64 or 32x32 images"),
+    ([], {'image': gymnasium.spaces.Box(0, 255, (32, 64, 3), np.uint8)},
+     "observation 'image' has shape (32, 64, 3); the CNN takes 64x64 or 32x32 images"),
+    ([], {'image': IMAGE, 'top': gymnasium.spaces.Box(0, 255, (32, 32, 3), np.uint8)},
+     "the image keys image, top differ in size ((32, 32), (64, 64))"),
     ([], {'image': gymnasium.spaces.Box(0, 255, (32, 32, 3), np.uint8)},
-     "observation 'image' has shape (32, 32, 3); the CNN takes 64x64 images"),
+     "decoder.resolution=64 is finer than the 32x32 images; use --decoder.resolution 32"),
 ])
 def test_bad_observation_settings_are_one_line_errors(flags, obs_space, fragment):
     with pytest.raises(ValueError) as info:

@@ -140,7 +140,7 @@ def _encoder(obs_space, enc):
         raise ValueError(f'encoder.cnn_keys={enc.cnn_keys!r} and encoder.mlp_keys={enc.mlp_keys!r} match no '
                          f'observation; the env observes {", ".join(nets.observed(obs_space))}')
     return nets.Encoder(*keys, enc.depth, enc.act, enc.mlp_layers, enc.mlp_units, enc.symlog_inputs, enc.norm,
-                        name='encoder')
+                        nets.image_side(obs_space, keys[0]), name='encoder')
 
 
 def _decoder(obs_space, config):
