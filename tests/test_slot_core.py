@@ -115,6 +115,7 @@ def test_without_carry_every_frame_is_found_from_the_learned_slots_as_the_slot_m
     np.testing.assert_allclose(post_other['mean'].numpy(), own.numpy(), rtol=1e-5, atol=1e-6)  # whatever came before
     assert not np.allclose(prior['mean'].numpy(), post['mean'].numpy())  # the prior still predicts them from the state
 
+
 def test_a_shut_slot_carries_its_state_exactly_and_costs_no_kl():
     core, encoder = make_core('--slot.gate', 'true')
     state = a_state(core, encoder)
