@@ -82,11 +82,9 @@ def load(argv, path=CONFIGS_FILE):
     blocks = read_blocks(path)
     names, rest = _split_configs_flag([arg for arg in argv if arg not in HELP_FLAGS])
     config = elements.Config(blocks['defaults'])
-    for name in names:
-        if name not in blocks or name == 'defaults':
-            allowed = ', '.join(k for k in blocks if k != 'defaults')
-            raise ConfigError(f"unknown named config '{name}'; allowed: {allowed}")
-        config = _update(config, blocks[name], f"named config '{name}'")
+    for name in _merge_order(names, blocks):
+        block = {key: value for key, value in blocks[name].items() if key != 'configs'}
+        config = _update(config, block, f"named config '{name}'")
     if any(arg in HELP_FLAGS for arg in argv):
         raise HelpRequested(help_text(config, names, path))
     rest, retired = _take_retired(rest)
@@ -205,6 +203,18 @@ def _split_configs_flag(argv):
             rest.append(argv[i])
             i += 1
     return names, rest
+
+
+def _merge_order(names, blocks, within=()):
+    """The named configs in the order they merge: a block's own `configs: [...]` list before the block."""
+    for name in names:
+        if name not in blocks or name == 'defaults':
+            allowed = ', '.join(k for k in blocks if k != 'defaults')
+            raise ConfigError(f"unknown named config '{name}'; allowed: {allowed}")
+        if name in within:
+            raise ConfigError(f"named config '{name}' includes itself via {' -> '.join([*within, name])}")
+        yield from _merge_order(blocks[name].get('configs', ()), blocks, (*within, name))
+        yield name
 
 
 def _update(config, mapping, where):

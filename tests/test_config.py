@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,28 @@ def test_named_block_with_unknown_key_is_rejected(tmp_path):
     path.write_text('defaults: {a: 1, b: {c: 2.0}}\nbroken: {b.d: 3}\n')
     with pytest.raises(config_lib.ConfigError, match="named config 'broken' sets unknown key 'b.d'"):
         config_lib.load(['--configs', 'broken'], path)
+
+
+def test_named_block_merges_its_included_configs_first(tmp_path):
+    blocks = {'defaults': config_lib.read_blocks()['defaults'],
+              'one': {'seed': 2, 'steps': 2}, 'two': {'steps': 3},
+              'both': {'configs': ['one', 'two'], 'batch_size': 4},
+              'loop': {'configs': ['knot']}, 'knot': {'configs': ['loop']}}
+    path = tmp_path / 'configs.yaml'
+    path.write_text(json.dumps(blocks))  # JSON is YAML
+    config = config_lib.load(['--configs', 'both', '--seed', '5'], path)
+    assert (config.seed, config.steps, config.batch_size) == (5, 3, 4)  # one, two over it, the block, then flags
+    with pytest.raises(config_lib.ConfigError, match="'loop' includes itself via loop -> knot -> loop"):
+        config_lib.load(['--configs', 'loop'], path)
+
+
+def test_cpu_config_is_small_v3_at_repeat_2():
+    cpu = config_lib.load(['--configs', 'dmc', 'cpu'])
+    spelled_out = config_lib.load(['--configs', 'dmc', 'small', 'v3', '--env.action_repeat', '2', '--env.size', '32,32',
+                                   '--decoder.resolution', '32', '--rssm.discrete', '0', '--train_ratio', '160',
+                                   '--precision', 'auto', '--steps', '60000', '--eval_every', '2500', '--eval_eps', '5',
+                                   '--log_every', '1000', '--save_every', '5000'])
+    assert dict(cpu.flat) == dict(spelled_out.flat)
 
 
 def test_every_named_config_is_valid():
