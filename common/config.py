@@ -213,7 +213,10 @@ def _merge_order(names, blocks, within=()):
             raise ConfigError(f"unknown named config '{name}'; allowed: {allowed}")
         if name in within:
             raise ConfigError(f"named config '{name}' includes itself via {' -> '.join([*within, name])}")
-        yield from _merge_order(blocks[name].get('configs', ()), blocks, (*within, name))
+        included = blocks[name].get('configs', [])
+        if not isinstance(included, list):
+            raise ConfigError(f"named config '{name}' sets configs: {included!r}; it must be a list of named configs")
+        yield from _merge_order(included, blocks, (*within, name))
         yield name
 
 

@@ -57,13 +57,15 @@ def test_named_block_merges_its_included_configs_first(tmp_path):
     blocks = {'defaults': config_lib.read_blocks()['defaults'],
               'one': {'seed': 2, 'steps': 2}, 'two': {'steps': 3},
               'both': {'configs': ['one', 'two'], 'batch_size': 4},
-              'loop': {'configs': ['knot']}, 'knot': {'configs': ['loop']}}
+              'loop': {'configs': ['knot']}, 'knot': {'configs': ['loop']}, 'bare': {'configs': 'one'}}
     path = tmp_path / 'configs.yaml'
     path.write_text(json.dumps(blocks))  # JSON is YAML
     config = config_lib.load(['--configs', 'both', '--seed', '5'], path)
     assert (config.seed, config.steps, config.batch_size) == (5, 3, 4)  # one, two over it, the block, then flags
     with pytest.raises(config_lib.ConfigError, match="'loop' includes itself via loop -> knot -> loop"):
         config_lib.load(['--configs', 'loop'], path)
+    with pytest.raises(config_lib.ConfigError, match="'bare' sets configs: 'one'; it must be a list"):
+        config_lib.load(['--configs', 'bare'], path)
 
 
 def test_cpu_config_is_small_v3_at_repeat_2():
