@@ -68,10 +68,11 @@ def test_named_block_merges_its_included_configs_first(tmp_path):
         config_lib.load(['--configs', 'bare'], path)
 
 
-def test_cpu_config_is_small_v3_at_repeat_2():
+def test_cpu_config_is_small_v3_at_repeat_2_with_image_weight_4():
     cpu = config_lib.load(['--configs', 'dmc', 'cpu'])
     spelled_out = config_lib.load(['--configs', 'dmc', 'small', 'v3', '--env.action_repeat', '2', '--env.size', '32,32',
-                                   '--decoder.resolution', '32', '--rssm.discrete', '0', '--train_ratio', '160',
+                                   '--decoder.resolution', '32', '--rssm.discrete', '0', '--loss_scales.image', '4',
+                                   '--train_ratio', '160',
                                    '--precision', 'auto', '--steps', '60000', '--eval_every', '2500', '--eval_eps', '5',
                                    '--log_every', '1000', '--save_every', '5000'])
     assert dict(cpu.flat) == dict(spelled_out.flat)
