@@ -64,6 +64,31 @@ def test_masks_keep_the_pixels_of_the_chosen_slots_only():
     assert vectors.shape == (5, 2) and vectors.dtype == np.float32
 
 
+def test_held_objects_names_the_slot_holding_most_of_each_objects_pixels():
+    ids = np.zeros((5, 4, 4), np.uint8)
+    ids[:, 0, 0] = 1  # in the left half: slot 0's region
+    ids[:, 2:, 3] = 2  # two pixels in the bottom right: slot 2's
+    ids[:, 1, 3] = 2  # and one in the top right: slot 1's, so slot 2 holds two thirds of object 2
+    episodes = [{data.SLOTS: np.zeros((5, 3, 1), np.float32), 'segmentation': ids}] * 2
+    held = objects.held_objects(StubSlots(), episodes, chunk=2)  # chunks of 2, 2 and 1 frames
+    assert held == {'1': {'slot': 0, 'share': 1.0}, '2': {'slot': 2, 'share': pytest.approx(2 / 3)}}
+
+
+def test_the_choice_record_names_each_objects_slot_when_the_episodes_carry_ids(tmp_path, monkeypatch, capsys):
+    from vsg import build
+    monkeypatch.setattr(objects, 'load', lambda checkpoint, example: (StubSlots(), 'image'))
+    rng = np.random.default_rng(0)
+    ids = np.zeros((6, 4, 4), np.uint8)
+    ids[:, 3, 3] = 1  # always in the bottom right: slot 2's region
+    episodes = [{'image': np.zeros((6, 4, 4, 3), np.uint8), 'action': rng.normal(size=(6, 2)).astype(np.float32),
+                 'segmentation': ids} for _ in range(4)]
+    cfg = build.parse(['--configs', 'offline', '--offline.slots.checkpoint', 'stub'], need_logdir=False).offline
+    objects.prepare(cfg, episodes, 0, tmp_path)
+    record = json.loads((tmp_path / objects.RECORD).read_text())
+    assert record['objects'] == {'1': {'slot': 2, 'share': 1.0}}
+    assert 'object 1 in slot 2 (100%)' in capsys.readouterr().out
+
+
 def test_live_slots_restart_at_is_first_and_are_carried_otherwise():
     live = objects.Live(StubSlots(), 'image')
     counts = []
@@ -150,6 +175,7 @@ def test_slots_and_masks_runs_go_through_the_stages(grid_data, tmp_path, capsys)
     assert len(record['chosen']) == 2 and record['chosen'] == record['ways']['regression']['chosen']
     assert record['ways']['regression']['labelled_trajectories'] == 1  # the smallest offline.decode.labels
     assert set(record['agreement']) == {'index~regression', 'index~unsupervised', 'regression~unsupervised'}
+    assert 'objects' not in record  # these episodes carry no segmentation ids to name the objects by
     results = json.loads((logdir / 'results.json').read_text())
     assert results['repr'] == 'slots' and results['slots']['chosen'] == record['chosen']
     assert results['policy_repr'] == 'pixels'  # by default a slot representation's policies read the frames

@@ -193,6 +193,7 @@ def test_the_grid_baseline_splits_the_frame_into_k_equal_cells():
 
 
 def test_slot_identity_is_one_for_an_object_kept_by_one_slot_and_halves_when_it_switches():
+    """And slot_mass, what it is computed from, against the same hand count."""
     ids = np.zeros((4, 2, 2), np.uint8)
     ids[:, 0, 0], ids[:, 1, 1] = 1, 2  # object 1 top left, object 2 bottom right, background elsewhere
     masks = np.zeros((4, 3, 2, 2))
@@ -200,6 +201,10 @@ def test_slot_identity_is_one_for_an_object_kept_by_one_slot_and_halves_when_it_
     masks[:, :, 0, 0] = [0, 1, 0]  # ... but object 1, always in slot 1
     masks[:2, :, 1, 1], masks[2:, :, 1, 1] = [0, 0, 1], [1, 0, 0]  # object 2: slot 2, then slot 0
     assert evaluation.slot_identity(ids, masks) == pytest.approx((1.0 + 0.5) / 2)
+    mass = evaluation.slot_mass(ids, masks)  # each object's pixels summed per slot: 4 frames of one pixel each
+    assert set(mass) == {1, 2}
+    np.testing.assert_allclose(mass[1], [0, 4, 0])
+    np.testing.assert_allclose(mass[2], [2, 0, 2])
     soft = masks.copy()
     soft[:, :, 0, 0] = [0.25, 0.5, 0.25]  # object 1 shared: its best slot holds half
     assert evaluation.slot_identity(ids, soft) == pytest.approx((0.5 + 0.5) / 2)

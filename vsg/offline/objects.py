@@ -3,9 +3,10 @@ vsg.slots checkpoint run over every episode once (`chunk` frames per call, the s
 chunk to chunk, so memory stays bounded) and over live observations (one frame per env step, each
 env's slots carried from its previous step and restarted at is_first), adding data.SLOTS to each;
 the slots the representations keep, chosen as offline.slots.choose says (choice.py) and recorded in
-LOGDIR/slots_choice.json with the choices of the other ways and their agreement; and for `masks`
-data.MASKS, the union of the chosen slots' masks (decoded from the episodes' slots once chosen, so
-only that union is held, not every slot's mask).
+LOGDIR/slots_choice.json with the choices of the other ways, their agreement and, where the episodes
+carry segmentation ids, which slot holds each object (so a choice can be named: "the agent's slot");
+and for `masks` data.MASKS, the union of the chosen slots' masks (decoded from the episodes' slots once
+chosen, so only that union is held, not every slot's mask).
 """
 import itertools
 import time
@@ -15,10 +16,12 @@ import numpy as np
 from common import files
 from vsg.offline import choice, data, decode
 from vsg.offline.loop import StageError
-from vsg.slots import store
+from vsg.slots import evaluation, store
+from vsg.slots.data import SEGMENTATION
 from vsg.slots.settings import SlotError
 
 RECORD = 'slots_choice.json'
+OBJECT_EPISODES = 16  # training episodes whose masks, against the data's object ids, say which object a slot holds
 
 
 def representations(cfg):
@@ -145,12 +148,30 @@ def prepare(cfg, episodes, seed, logdir):
     if masks:
         for episode in episodes:
             episode[data.MASKS] = episode_masks(model, episode[data.SLOTS], chosen, cfg.slots.chunk)
+    if SEGMENTATION in episodes[0]:
+        record['objects'] = held_objects(model, [episodes[e] for e in train_eps[:OBJECT_EPISODES]], cfg.slots.chunk)
     record['ms_per_frame'] = 1000 * (time.monotonic() - start) / frames
     files.write_json(logdir / RECORD, record)
+    held = ''.join(f"; object {obj} in slot {row['slot']} ({row['share']:.0%})"
+                   for obj, row in record.get('objects', {}).items())
     print(f"slots: {frames:,} frames converted, {record['ms_per_frame']:.2f} ms per frame; keeping {chosen} "
-          f"(by {cfg.slots.choose}); " + ', '.join(f"{way} {row['chosen']}" for way, row in record['ways'].items()),
-          flush=True)
+          f"(by {cfg.slots.choose}); " + ', '.join(f"{way} {row['chosen']}" for way, row in record['ways'].items())
+          + held, flush=True)
     return (lambda: Live(model, key, chosen if masks else None)), chosen
+
+
+def held_objects(model, episodes, chunk):
+    """{object id: {'slot': the slot holding most of its pixels, 'share': the part of them it holds}} over
+    `episodes` that carry the ground-truth ids (collected with env.<suite>.segmentation true), so the
+    record says which object each way of choosing kept."""
+    mass = {}
+    for episode in episodes:
+        for start in range(0, len(episode[data.SLOTS]), chunk):
+            masks = np.asarray(model.decode(episode[data.SLOTS][start:start + chunk])[1])
+            for obj, held in evaluation.slot_mass(episode[SEGMENTATION][start:start + chunk], masks).items():
+                mass[obj] = mass.get(obj, 0) + held
+    return {str(obj): {'slot': int(held.argmax()), 'share': float(held.max() / held.sum())}
+            for obj, held in sorted(mass.items())}
 
 
 def _transitions(episodes, chosen):

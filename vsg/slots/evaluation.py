@@ -16,19 +16,21 @@ def fg_ari(true_ids, pred_ids):
     return segmentation.fg_ari(true_ids, pred_ids, background=0)
 
 
+def slot_mass(true_ids, masks):
+    """{object id: [K] the mass of each slot's mask on that object's pixels} over all the frames given;
+    true_ids [.., H, W] (0: background, left out), masks [.., K, H, W] of the same leading shape."""
+    slots = masks.shape[-3]
+    held = np.moveaxis(np.asarray(masks, np.float64), -3, -1).reshape(-1, slots)  # [pixels, K]
+    true_ids = np.asarray(true_ids).reshape(-1)
+    return {int(obj): held[true_ids == obj].sum(0) for obj in np.unique(true_ids[true_ids != 0])}
+
+
 def slot_identity(true_ids, masks):
     """The share of each object's pixels that the one slot holding most of it holds, over all the
     frames given (of every episode), averaged over the objects present; NaN without any. 1 when slot k
     is the same object in every frame of every episode; near 1/K when objects wander between slots
-    (FG-ARI does not see a slot that holds another object in each video). true_ids [.., H, W] (0:
-    background), masks [.., K, H, W] of the same leading shape."""
-    slots = masks.shape[-3]
-    held = np.moveaxis(np.asarray(masks, np.float64), -3, -1).reshape(-1, slots)  # [pixels, K]
-    true_ids = np.asarray(true_ids).reshape(-1)
-    shares = []
-    for obj in np.unique(true_ids[true_ids != 0]):
-        by_slot = held[true_ids == obj].sum(0)
-        shares.append(by_slot.max() / by_slot.sum())
+    (FG-ARI does not see a slot that holds another object in each video). Arguments as slot_mass."""
+    shares = [mass.max() / mass.sum() for mass in slot_mass(true_ids, masks).values()]
     return float(np.mean(shares)) if shares else math.nan
 
 
