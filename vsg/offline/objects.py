@@ -148,9 +148,9 @@ def prepare(cfg, episodes, seed, logdir):
     if masks:
         for episode in episodes:
             episode[data.MASKS] = episode_masks(model, episode[data.SLOTS], chosen, cfg.slots.chunk)
+    record['ms_per_frame'] = 1000 * (time.monotonic() - start) / frames  # the conversion alone
     if SEGMENTATION in episodes[0]:
         record['objects'] = held_objects(model, [episodes[e] for e in train_eps[:OBJECT_EPISODES]], cfg.slots.chunk)
-    record['ms_per_frame'] = 1000 * (time.monotonic() - start) / frames
     files.write_json(logdir / RECORD, record)
     held = ''.join(f"; object {obj} in slot {row['slot']} ({row['share']:.0%})"
                    for obj, row in record.get('objects', {}).items())
