@@ -151,11 +151,22 @@ def test_regression_keeps_next_the_slot_that_adds_to_the_action_not_a_copy_of_th
     assert growing[0] == pytest.approx(alone[0]) and growing[1] > 0.99 > growing[0]
 
 
-def test_unsupervised_picks_the_slot_whose_change_its_state_cannot_predict():
-    now, following, _ = transitions(np.random.default_rng(1))
-    # Without the random walk, the action-driven slot alone moves unpredictably.
-    scores = choice.unpredictability_scores(now[:, :3], following[:, :3], ridge=1e-3, folds=5)
-    assert choice.top(scores, 1) == [2] and scores[2] > 10 * max(scores[0], scores[1])
+def test_unsupervised_picks_the_slot_whose_change_the_rest_of_the_scene_explains():
+    rng = np.random.default_rng(1)
+    steps = 3000
+    slots = np.zeros((steps + 1, 5, 2))
+    slots[0] = rng.normal(size=(5, 2))
+    rotation = np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]])
+    for t in range(steps):
+        slots[t + 1, 0] = slots[0, 0] + rng.normal(0, 1e-3, 2)                                 # static
+        slots[t + 1, 1] = rotation @ slots[t, 1]                                               # its own dynamics
+        slots[t + 1, 2] = slots[t, 2] + 0.3 * (slots[t, 3] - slots[t, 2]) + rng.normal(0, 0.05, 2)  # walks to 3
+        slots[t + 1, 3] = slots[t, 3] + rng.normal(0, 0.1, 2)                                  # a drifting target
+        slots[t + 1, 4] = rng.normal(0, 1, 2)                                                  # a flickering slot
+    share, own, scene = choice.scene_dependence_scores(slots[:-1], slots[1:], ridge=1e-3, folds=5)
+    assert choice.top(own, 1) == [4]  # the least predictable slot is the noise, not the agent
+    assert choice.top(share, 1) == [2] and share[2] > 0.3 and max(share[[1, 3, 4]]) < 0.05
+    assert np.all(scene <= own * 1.05)  # more of the scene never predicts much worse held out
     assert choice.overlap([2, 0], [0]) == 1.0 and choice.overlap([1], [2]) == 0.0
 
 

@@ -8,14 +8,17 @@
   one is the slot that adds most to the R² of the slots kept so far (greedy forward selection), so a
   second copy of the agent's slot adds nothing, while what the action depends on (a goal the
   agent walks to) does.
-- `unsupervised` (no labels): a ridge forward model predicts each slot's change s_{t+1} - s_t from
-  s_t alone; a slot scores the held-out error it leaves (summed over its dimensions, cross-validated
-  as above). A static slot barely changes, and a distractor that moves by its own dynamics (drifting,
-  bouncing, rotating) changes as its present state says, so both leave little error; the object the
-  agent moves changes by the action, which s_t does not hold, so its change stays unpredicted. The
-  error is compared across slots in their own units, which one slot model gives all slots alike.
-  Noise that no model predicts (a flickering slot) would score as high: the limit of this choice.
-
+- `unsupervised` (no labels): the share of each slot's change s_{t+1} - s_t that the rest of the scene
+  explains beyond the slot itself: 1 - e_scene / e_own, with e_own the held-out error of a ridge model
+  predicting the change from the slot alone and e_scene from every slot at t (cross-validated as above).
+  The object an agent moves changes as its policy reacts to the scene (the agent walks to the target),
+  so the other slots predict its change; a static slot, an object moving by its own dynamics (drifting,
+  rotating) and one moving at random (a random-walk distractor, a flickering background slot) owe the
+  rest of the scene nothing. The assumption is data from a policy that reacts to what it sees (an
+  expert's videos, the setting of learning from demonstrations); a random policy's agent scores like a
+  distractor, and an object pushed by the agent or coupled to it by physics scores too. A slot's own
+  unpredictability alone does not work: on the gridworld the random distractors and the background slot
+  are less predictable than the agent (docs/results/offline.md).
 Both keep `count` slots, best first.
 """
 import numpy as np
@@ -62,15 +65,19 @@ def regression_choice(slots, following, actions, ridge, folds, count):
     return kept, alone, np.array(growing)
 
 
-def unpredictability_scores(slots, following, ridge, folds):
-    """Held-out mean squared error [K] (summed over a slot's dimensions) of each slot's change
-    predicted from the slot alone."""
-    scores = []
+def scene_dependence_scores(slots, following, ridge, folds):
+    """(the share [K] of each slot's change that the other slots explain, 1 - scene / own; the held-out
+    mean squared errors (summed over a slot's dimensions) of the change predicted from the slot alone,
+    own [K], and from every slot, scene [K])."""
+    scene_features = slots.reshape(len(slots), -1).astype(np.float64)
+    own, scene = [], []
     for k in range(slots.shape[1]):
         now = slots[:, k].astype(np.float64)
         change = following[:, k].astype(np.float64) - now
-        scores.append(((_held_out(now, change, ridge, folds) - change) ** 2).sum(-1).mean())
-    return np.array(scores)
+        own.append(((_held_out(now, change, ridge, folds) - change) ** 2).sum(-1).mean())
+        scene.append(((_held_out(scene_features, change, ridge, folds) - change) ** 2).sum(-1).mean())
+    own, scene = np.array(own), np.array(scene)
+    return 1 - scene / np.maximum(own, 1e-12), own, scene
 
 
 def top(scores, count):

@@ -195,8 +195,9 @@ def choose(cfg, episodes, train_eps):
         ways['regression'] = {'chosen': kept, 'heldout_r2': scores.tolist(), 'heldout_r2_kept': growing.tolist(),
                               'labelled_trajectories': int(min(labelled, len(train_eps)))}
     now, following, _ = _transitions(episodes, train_eps)
-    scores = choice.unpredictability_scores(now, following, slots.ridge, slots.folds)
-    ways['unsupervised'] = {'chosen': choice.top(scores, slots.count), 'heldout_change_mse': scores.tolist()}
+    share, own, scene = choice.scene_dependence_scores(now, following, slots.ridge, slots.folds)
+    ways['unsupervised'] = {'chosen': choice.top(share, slots.count), 'scene_share': share.tolist(),
+                            'heldout_change_mse_own': own.tolist(), 'heldout_change_mse_scene': scene.tolist()}
     if slots.choose not in ways:
         raise StageError('offline.slots.choose=regression needs true actions in the labelled training episodes; '
                          'the data holds none (choose index or unsupervised)')
