@@ -19,6 +19,7 @@
   distractor, and an object pushed by the agent or coupled to it by physics scores too. A slot's own
   unpredictability alone does not work: on the gridworld the random distractors and the background slot
   are less predictable than the agent (docs/results/offline.md).
+
 Both keep `count` slots, best first.
 """
 import numpy as np
